@@ -1,0 +1,1 @@
+"""Pure DICOM logic: no database, HTTP or filesystem imports."""
