@@ -50,3 +50,7 @@ class UnsupportedMediaTypeError(EmulatorError):
 
 class NotEmulatedError(EmulatorError):
     """A feature Azure offers that this emulator does not (HTTP 501, named in the README)."""
+
+
+class InstanceAlreadyExistsError(ConflictError):
+    """The same Study/Series/SOP Instance UIDs are already stored (STOW failure 45070)."""

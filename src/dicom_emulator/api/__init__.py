@@ -1,0 +1,15 @@
+"""HTTP front: routers for every API area, mounted at the host root under each version segment."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from dicom_emulator.api.routes import delete, qido, stow, system, wado
+
+
+def build_router() -> APIRouter:
+    router = APIRouter()
+    router.include_router(system.router)
+    for area in (qido, stow, wado, delete):
+        router.include_router(area.router)
+    return router

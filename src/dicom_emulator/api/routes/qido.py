@@ -1,0 +1,72 @@
+"""QIDO-RS: the six search routes (reference §4)."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header
+from dicom_emulator.api.negotiation import require_dicom_json
+from dicom_emulator.dicom.identifiers import validate_uid
+from dicom_emulator.dicom.tags import QueryResource
+from dicom_emulator.runtime import Runtime
+
+router = APIRouter(tags=["QIDO-RS"])
+
+
+async def _search(
+    request: Request,
+    api: ApiDep,
+    runtime: Runtime,
+    resource: QueryResource,
+    study: str | None = None,
+    series: str | None = None,
+) -> Response:
+    require_dicom_json(accept_header(request))
+    study = validate_uid(study, "StudyInstanceUid") if study is not None else None
+    series = validate_uid(series, "SeriesInstanceUid") if series is not None else None
+    query = runtime.search.parse(request.query_params.multi_items(), resource, study_uid=study, series_uid=series)
+    results = await runtime.search.search(query, api_major=api.major, study_uid=study, series_uid=series)
+    if not results:
+        return Response(status_code=204)
+    return Response(content=json.dumps(results).encode(), media_type="application/dicom+json")
+
+
+@router.get("/{version}/studies")
+async def search_studies(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+    """Search all studies."""
+    return await _search(request, api, runtime, QueryResource.ALL_STUDIES)
+
+
+@router.get("/{version}/series")
+async def search_series(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+    """Search all series."""
+    return await _search(request, api, runtime, QueryResource.ALL_SERIES)
+
+
+@router.get("/{version}/instances")
+async def search_instances(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+    """Search all instances."""
+    return await _search(request, api, runtime, QueryResource.ALL_INSTANCES)
+
+
+@router.get("/{version}/studies/{study}/series")
+async def search_study_series(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+    """Search the series of a study."""
+    return await _search(request, api, runtime, QueryResource.STUDY_SERIES, study)
+
+
+@router.get("/{version}/studies/{study}/instances")
+async def search_study_instances(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+    """Search the instances of a study."""
+    return await _search(request, api, runtime, QueryResource.STUDY_INSTANCES, study)
+
+
+@router.get("/{version}/studies/{study}/series/{series}/instances")
+async def search_series_instances(
+    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str
+) -> Response:
+    """Search the instances of a series."""
+    return await _search(request, api, runtime, QueryResource.SERIES_INSTANCES, study, series)

@@ -1,0 +1,137 @@
+"""STOW-RS: POST (store) and PUT (upsert) on /studies[/{study}] (reference §2)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header, warning_header
+from dicom_emulator.api.multipart import SpooledPart, read_multipart, spool_body
+from dicom_emulator.api.negotiation import parse_stow_content_type, require_dicom_json
+from dicom_emulator.dicom.identifiers import validate_uid
+from dicom_emulator.dicom.stow_response import build_store_response, store_status
+from dicom_emulator.errors import BadRequestError, UnsupportedMediaTypeError
+from dicom_emulator.services.store import StoreRequest
+from dicom_emulator.storage.index import utcnow
+
+router = APIRouter(tags=["STOW-RS"])
+
+DICOM_JSON = "application/dicom+json"
+MULTIPLE_VALUES_WARNING = "One or more indexed Dicom tag(s) have multiple values, only first value is indexed."
+EXPIRY_TIME = "msdicom-expiry-time-milliseconds"
+EXPIRY_OPTION = "msdicom-expiry-option"
+EXPIRY_LEVEL = "msdicom-expiry-level"
+
+
+def _expiry(request: Request) -> timedelta | None:
+    """The ``msdicom-expiry-*`` headers (Azure managed service, reference §2.2).
+
+    Azure documents only valid values; the emulator answers anything else with 400 naming the header.
+    """
+    raw = request.headers.get(EXPIRY_TIME)
+    option = request.headers.get(EXPIRY_OPTION)
+    level = request.headers.get(EXPIRY_LEVEL)
+    if raw is None:
+        if option is not None or level is not None:
+            raise BadRequestError(f"The header '{EXPIRY_TIME}' is required when expiry headers are specified.")
+        return None
+    try:
+        millis = int(raw.strip())
+    except ValueError:
+        millis = 0
+    if millis <= 0:
+        raise BadRequestError(f"The value of header '{EXPIRY_TIME}' must be an integer greater than 0.")
+    if option is not None and option.strip().lower() != "relativetonow":
+        raise BadRequestError(f"The value of header '{EXPIRY_OPTION}' must be 'RelativeToNow'.")
+    if level is not None and level.strip().lower() != "study":
+        raise BadRequestError(f"The value of header '{EXPIRY_LEVEL}' must be 'Study'.")
+    return timedelta(milliseconds=millis)
+
+
+async def _spool(request: Request, runtime: RuntimeDep) -> list[SpooledPart]:
+    """Spool every part to disk first: a bad later part (415) must reject before anything is stored."""
+    content = parse_stow_content_type(request.headers.get("content-type"))
+    max_size = runtime.settings.max_part_size
+    if not content.multipart:
+        return [await spool_body(request.stream(), spool_dir=runtime.spool_dir, max_size=max_size)]
+    assert content.boundary is not None
+    parts: list[SpooledPart] = []
+    try:
+        async for part in read_multipart(
+            request.stream(),
+            content.boundary,
+            spool_dir=runtime.spool_dir,
+            max_part_size=max_size,
+            default_type=content.type_param,
+        ):
+            parts.append(part)
+            # Each part must be exactly application/dicom; anything else fails the whole request (§2.2).
+            if (part.content_type or "").strip().lower() != "application/dicom":
+                raise UnsupportedMediaTypeError(
+                    f"The specified content type '{part.content_type or ''}' is not supported."
+                )
+    except BaseException:
+        for part in parts:
+            part.path.unlink(missing_ok=True)
+        raise
+    return parts
+
+
+async def _store(request: Request, api: ApiDep, runtime: RuntimeDep, study: str | None, *, replace: bool) -> Response:
+    require_dicom_json(accept_header(request))
+    route_study = validate_uid(study, "StudyInstanceUid") if study is not None else None
+    expiry = _expiry(request)
+    parts = await _spool(request, runtime)
+    if not parts:
+        return Response(status_code=204)
+    store_request = StoreRequest(
+        api_major=api.major,
+        route_study_uid=route_study,
+        replace=replace,
+        expires_at=utcnow() + expiry if expiry is not None else None,
+    )
+    outcomes = []
+    try:
+        for part in parts:
+            outcomes.append(await runtime.store.store(part.path, store_request))
+    finally:
+        for part in parts:
+            part.path.unlink(missing_ok=True)
+    body = build_store_response(outcomes, api_major=api.major, base_url=api.base_url, route_study_uid=route_study)
+    headers = {}
+    if any(o.multiple_values_warning for o in outcomes if o.stored):
+        headers["Warning"] = warning_header(api, MULTIPLE_VALUES_WARNING)
+    # Exactly application/dicom+json: dicomweb-client ignores bodies with any other value (clients.md §1).
+    return Response(
+        content=json.dumps(body).encode(),
+        status_code=store_status(outcomes, api.major),
+        media_type=DICOM_JSON,
+        headers=headers,
+    )
+
+
+@router.post("/{version}/studies")
+async def store_instances(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+    """Store instances (STOW-RS)."""
+    return await _store(request, api, runtime, None, replace=False)
+
+
+@router.post("/{version}/studies/{study}")
+async def store_study_instances(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+    """Store instances of one study (STOW-RS)."""
+    return await _store(request, api, runtime, study, replace=False)
+
+
+@router.put("/{version}/studies")
+async def upsert_instances(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+    """Store instances, replacing existing ones (Azure upsert)."""
+    return await _store(request, api, runtime, None, replace=True)
+
+
+@router.put("/{version}/studies/{study}")
+async def upsert_study_instances(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+    """Store instances of one study, replacing existing ones (Azure upsert)."""
+    return await _store(request, api, runtime, study, replace=True)

@@ -1,0 +1,143 @@
+"""WADO-RS: study, series and instance retrieval and metadata (reference §3.1–§3.5, §3.7)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header
+from dicom_emulator.api.multipart import new_boundary, write_multipart
+from dicom_emulator.api.negotiation import RetrieveResource, negotiate_retrieve, require_dicom_json
+from dicom_emulator.dicom.identifiers import validate_uid
+from dicom_emulator.dicom.transcode import transcode
+from dicom_emulator.errors import NotAcceptableError
+from dicom_emulator.runtime import Runtime
+from dicom_emulator.storage.index import InstanceRecord
+
+router = APIRouter(tags=["WADO-RS"])
+
+SIZE_LIMIT_MESSAGE = (
+    "Requested DICOM instance size is above the supported limit of {limit}. The entire instance can be "
+    "retrieved with the original transfer syntax by specifying 'transfer-syntax=*' in the Accept header."
+)
+MULTIPLE_INSTANCES_MESSAGE = (
+    "Accept transfer syntax '{ts}' is not supported when multiple instances are matched. Matching instances "
+    "can be retrieved with their original transfer syntax by specifying 'transfer-syntax=*' in the Accept header."
+)
+
+
+async def _instance_body(runtime: Runtime, record: InstanceRecord, ts: str) -> tuple[str, AsyncIterator[bytes]]:
+    """The bytes of one instance in transfer syntax ``ts`` ('*' = as stored), and the syntax sent."""
+    stored_ts = record.transfer_syntax or ""
+    if ts in ("*", stored_ts):
+        return stored_ts, runtime.blobs.read(record.blob_key)
+    if record.size > runtime.settings.max_transcode_size:
+        raise NotAcceptableError(SIZE_LIMIT_MESSAGE.format(limit=runtime.settings.max_transcode_size))
+    path = runtime.blobs.local_path(record.blob_key)
+    source = path if path is not None else await runtime.blobs.read_bytes(record.blob_key)
+    data = await asyncio.to_thread(transcode, source, ts)
+
+    async def one() -> AsyncIterator[bytes]:
+        yield data
+
+    return ts, one()
+
+
+async def _retrieve(
+    request: Request,
+    runtime: Runtime,
+    resource: RetrieveResource,
+    study: str,
+    series: str | None = None,
+    instance: str | None = None,
+) -> Response:
+    study = validate_uid(study, "StudyInstanceUid")
+    series = validate_uid(series, "SeriesInstanceUid") if series is not None else None
+    instance = validate_uid(instance, "SopInstanceUid") if instance is not None else None
+    fmt = negotiate_retrieve(accept_header(request), resource)
+    records = await runtime.retrieve.instances(1, study, series, instance)
+    if fmt.transfer_syntax != "*" and len(records) > 1:
+        raise NotAcceptableError(MULTIPLE_INSTANCES_MESSAGE.format(ts=fmt.transfer_syntax))
+    if not fmt.multipart:
+        ts, body = await _instance_body(runtime, records[0], fmt.transfer_syntax)
+        return StreamingResponse(body, media_type=f"application/dicom; transfer-syntax={ts}")
+    if fmt.transfer_syntax != "*":
+        # Transcode before the status line goes out, so a failure is still a clean 406.
+        first = [await _instance_body(runtime, records[0], fmt.transfer_syntax)]
+    else:
+        first = []
+
+    async def parts() -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+        for ts, body in first:
+            yield f"application/dicom; transfer-syntax={ts}", body
+        for record in records[len(first) :]:
+            ts, body = await _instance_body(runtime, record, fmt.transfer_syntax)
+            yield f"application/dicom; transfer-syntax={ts}", body
+
+    boundary = new_boundary()
+    # Azure's outer header has no type parameter (reference §3.3).
+    return StreamingResponse(write_multipart(parts(), boundary), media_type=f"multipart/related; boundary={boundary}")
+
+
+async def _metadata(
+    request: Request,
+    runtime: Runtime,
+    study: str,
+    series: str | None = None,
+    instance: str | None = None,
+) -> Response:
+    require_dicom_json(accept_header(request))
+    study = validate_uid(study, "StudyInstanceUid")
+    series = validate_uid(series, "SeriesInstanceUid") if series is not None else None
+    instance = validate_uid(instance, "SopInstanceUid") if instance is not None else None
+    result = await runtime.retrieve.metadata(1, study, series, instance)
+    # Unquoted ETag compared literally (case-insensitive) with If-None-Match (reference §3.5).
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and if_none_match.strip().lower() == result.etag.lower():
+        return Response(status_code=304)
+    return Response(content=result.body, media_type="application/dicom+json", headers={"ETag": result.etag})
+
+
+@router.get("/{version}/studies/{study}")
+async def retrieve_study(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+    """Retrieve all instances of a study."""
+    return await _retrieve(request, runtime, RetrieveResource.STUDY, study)
+
+
+@router.get("/{version}/studies/{study}/metadata")
+async def retrieve_study_metadata(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+    """Metadata of every instance of a study."""
+    return await _metadata(request, runtime, study)
+
+
+@router.get("/{version}/studies/{study}/series/{series}")
+async def retrieve_series(request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str) -> Response:
+    """Retrieve all instances of a series."""
+    return await _retrieve(request, runtime, RetrieveResource.SERIES, study, series)
+
+
+@router.get("/{version}/studies/{study}/series/{series}/metadata")
+async def retrieve_series_metadata(
+    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str
+) -> Response:
+    """Metadata of every instance of a series."""
+    return await _metadata(request, runtime, study, series)
+
+
+@router.get("/{version}/studies/{study}/series/{series}/instances/{instance}")
+async def retrieve_instance(
+    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str, instance: str
+) -> Response:
+    """Retrieve one instance."""
+    return await _retrieve(request, runtime, RetrieveResource.INSTANCE, study, series, instance)
+
+
+@router.get("/{version}/studies/{study}/series/{series}/instances/{instance}/metadata")
+async def retrieve_instance_metadata(
+    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str, instance: str
+) -> Response:
+    """Metadata of one instance."""
+    return await _metadata(request, runtime, study, series, instance)

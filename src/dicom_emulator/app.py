@@ -1,0 +1,82 @@
+"""Application factory: ``create_app(settings)`` wires storage and services in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from dicom_emulator import __version__
+from dicom_emulator.api import build_router
+from dicom_emulator.api.errors import install_error_handlers
+from dicom_emulator.api.versions import VersionGuardMiddleware
+from dicom_emulator.config import Settings
+from dicom_emulator.dicom.reading import configure_pydicom
+from dicom_emulator.runtime import Runtime
+from dicom_emulator.services.delete import DeleteService
+from dicom_emulator.services.retrieve import RetrieveService
+from dicom_emulator.services.search import SearchService
+from dicom_emulator.services.store import StoreService
+from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
+from dicom_emulator.storage.db import create_engine, migrate, session_factory
+from dicom_emulator.storage.index import SqlIndex
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_pydicom()
+        if not settings.in_memory:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.resolved_database_url, pool_size=settings.pool_size)
+        tmp: tempfile.TemporaryDirectory[str] | None = None
+        try:
+            await migrate(engine)
+            index = SqlIndex(session_factory(engine))
+            await index.ensure_default_partition()
+            blobs: BlobStore
+            if settings.in_memory:
+                blobs = MemoryBlobStore()
+                tmp = tempfile.TemporaryDirectory(prefix="dicom-emulator-")
+                spool_dir = Path(tmp.name)
+            else:
+                blobs = FileSystemBlobStore(settings.blob_dir)
+                spool_dir = settings.spool_dir
+                spool_dir.mkdir(parents=True, exist_ok=True)
+            app.state.runtime = Runtime(
+                settings=settings,
+                index=index,
+                blobs=blobs,
+                spool_dir=spool_dir,
+                store=StoreService(index, blobs),
+                retrieve=RetrieveService(index),
+                search=SearchService(index, loose=settings.loose),
+                delete=DeleteService(index, blobs),
+            )
+            logger.info("dicom-emulator %s ready: %s", __version__, settings.describe())
+            yield
+        finally:
+            await engine.dispose()
+            if tmp is not None:
+                tmp.cleanup()
+
+    app = FastAPI(
+        title="Azure Health Data Services DICOM service emulator",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/emulator/docs",
+        redoc_url=None,
+        openapi_url="/emulator/openapi.json",
+    )
+    install_error_handlers(app)
+    app.add_middleware(VersionGuardMiddleware)
+    app.include_router(build_router())
+    return app

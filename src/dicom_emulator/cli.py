@@ -1,0 +1,74 @@
+"""Command line: ``dicom-emulator serve`` (flags win over environment, which wins over defaults)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from dicom_emulator import __version__
+from dicom_emulator.config import Settings
+
+logger = logging.getLogger("dicom_emulator")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dicom-emulator", description="Azure DICOM service emulator")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the emulator")
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 in Docker)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free port)")
+    serve.add_argument("--data-dir", type=Path, help="where the SQLite index and files live (default ./dicom-data)")
+    serve.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db (default SQLite)")
+    serve.add_argument("--in-memory", action="store_true", default=None, help="keep nothing on disk")
+    serve.add_argument(
+        "--loose", action="store_true", default=None, help="allow QIDO wildcards and UID lists (not in Azure)"
+    )
+    verbosity = serve.add_mutually_exclusive_group()
+    verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
+    verbosity.add_argument("--debug", action="store_true", help="debug logging")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "data_dir", "database_url", "in_memory", "loose"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    if args.silent:
+        overrides["log_level"] = "warning"
+        overrides["access_log"] = False
+    elif args.debug:
+        overrides["log_level"] = "debug"
+    return Settings(**overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(settings_from_args(args))
+    return 2
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    from dicom_emulator.app import create_app
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logger.info("configuration: %s", settings.describe())
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        # Cap request bodies only per part (STOW streams); keep-alive like Azure's front door.
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0

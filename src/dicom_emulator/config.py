@@ -1,0 +1,99 @@
+"""Settings: defaults < environment < CLI flags (DESIGN.md, App factory)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("dicom-data")
+# Azure's limit per STOW part (reference §2.2, §10.5).
+MAX_STOW_PART_SIZE = 2 * 1024**3
+# Transcode/render source size limit (reference §3.2, §10.5).
+MAX_TRANSCODE_SIZE = 100 * 1024**2
+
+
+class Settings(BaseSettings):
+    """Resolved emulator configuration.
+
+    The original emulator read ``DATABASE_URL`` and ``DICOM_STORAGE_DIR``; both are honoured as
+    aliases, beside the ``DICOM_EMULATOR_`` prefix, so existing compose files keep working.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DICOM_EMULATOR_", extra="ignore", populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None
+    in_memory: bool = False
+    loose: bool = False
+    log_level: str = "info"
+    access_log: bool = True
+    max_part_size: int = Field(default=MAX_STOW_PART_SIZE, ge=1)
+    max_transcode_size: int = Field(default=MAX_TRANSCODE_SIZE, ge=1)
+    # Database connection pool size per process (PostgreSQL only).
+    pool_size: int = Field(default=10, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_env(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "database_url" not in data and os.environ.get("DATABASE_URL"):
+                data["database_url"] = os.environ["DATABASE_URL"]
+            if "data_dir" not in data and os.environ.get("DICOM_STORAGE_DIR"):
+                data["data_dir"] = os.environ["DICOM_STORAGE_DIR"]
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.database_url:
+            self.database_url = normalize_database_url(self.database_url)
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL actually used."""
+        if self.database_url:
+            return self.database_url
+        if self.in_memory:
+            # One shared in-memory database per process (StaticPool in storage/db.py).
+            return "sqlite+aiosqlite://"
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'index.sqlite').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where STOW parts are spooled before they are validated and committed."""
+        return self.data_dir / "tmp"
+
+    def describe(self) -> dict[str, Any]:
+        """The configuration as logged at start (password removed from the database URL)."""
+        url = self.resolved_database_url
+        if "@" in url and "://" in url:
+            scheme, rest = url.split("://", 1)
+            creds, host = rest.rsplit("@", 1)
+            url = f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+        return {
+            "host": self.host,
+            "port": self.port,
+            "database": url,
+            "blobs": "memory" if self.in_memory else str(self.blob_dir.resolve()),
+            "loose": self.loose,
+        }
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual spellings and pick the async drivers (asyncpg, aiosqlite)."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url

@@ -1,0 +1,356 @@
+"""Parse a stored DICOM part file into a header dataset without loading its pixel data (reference §2.3 step 1)."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pydicom
+from pydicom import config as pydicom_config
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.hooks import hooks as pydicom_hooks
+from pydicom.hooks import raw_element_value as _default_raw_element_value
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from dicom_emulator.dicom.json_model import BULK_DATA_VRS, STRING_VRS
+from dicom_emulator.errors import BadRequestError
+
+# PS3.5 §8: (7FE0,0010) Pixel Data, (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data.
+PIXEL_DATA_TAGS: tuple[int, ...] = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+
+# Values longer than this are skipped with a seek while parsing instead of being read (pydicom defer_size):
+# pixel data and other bulk data can be hundreds of MB.
+_DEFER_SIZE = 64 * 1024
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_ITEM = 0xFFFEE000
+_ITEM_DELIMITATION = 0xFFFEE00D
+_SEQUENCE_DELIMITATION = 0xFFFEE0DD
+# PS3.5 §7.1.2: explicit VRs whose header has 2 reserved bytes and a 32-bit length.
+_LONG_LENGTH_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+_MAX_NESTING = 64
+
+
+class InvalidDicomInstanceError(BadRequestError):
+    """The bytes of a STOW part are not a readable DICOM instance (FailureReason 43264, reference §2.3)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"The DICOM instance is invalid: {detail}")
+
+
+@dataclass(frozen=True)
+class ParsedInstance:
+    """The header of one instance plus where its pixel data lives in the file.
+
+    ``dataset`` holds no pixel data element: its value stays in the file at ``pixel_data_offset``.
+    Other bulk-data values (VR OB/OW/...) larger than 64 KiB stay deferred: pydicom reads them from the
+    file path on access, so treat ``dataset`` as a header for metadata and validation, never re-serialise it.
+    """
+
+    dataset: Dataset
+    transfer_syntax: str
+    is_implicit_vr: bool
+    file_size: int
+    # File offset of the first byte of the Pixel Data VALUE (after its element header); for encapsulated
+    # pixel data that is the Basic Offset Table item header. None when the instance has no pixel data, and
+    # for a deflated transfer syntax whose dataset bytes are compressed.
+    pixel_data_offset: int | None
+    # Declared value length; None when undefined (encapsulated, PS3.5 §A.4) or when there is no pixel data.
+    pixel_data_length: int | None
+
+
+def configure_pydicom() -> None:
+    """Make pydicom read any client bytes leniently. Call once at application start (and in tests).
+
+    pydicom's configuration and hooks are process-global, so this cannot be scoped to one read; Azure
+    (fo-dicom, reading without validation) accepts instances whatever their values, and validation is our
+    own job (``validation.py``), so pydicom must neither warn about nor refuse invalid values.
+    """
+    # Invalid values in a client's file are reported by validate_for_store, not by the parser.
+    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+    # A binary value whose length is not a multiple of its size becomes UN instead of raising on access.
+    pydicom_config.convert_wrong_length_to_UN = True
+    # PS3.5 §6.2.2: an undefined-length UN is a sequence; an explicit UN for a known tag uses the known VR.
+    pydicom_config.settings.infer_sq_for_un_vr = True
+    pydicom_config.replace_un_with_known_vr = True
+    # pydicom raises on access to an IS/DS value that is not a number (e.g. "1A"); keep it as text instead.
+    pydicom_hooks.register_callback("raw_element_value", _lenient_raw_element_value)
+
+
+def _lenient_raw_element_value(
+    raw: RawDataElement, data: dict[str, Any], *, encoding: Any = None, ds: Dataset | None = None, **kwargs: Any
+) -> None:
+    try:
+        _default_raw_element_value(raw, data, encoding=encoding, ds=ds, **kwargs)
+    except (ValueError, OverflowError):
+        if data.get("VR") not in STRING_VRS:
+            raise
+        text = (raw.value or b"").decode("latin-1").rstrip(" \0")
+        parts = text.split("\\")
+        data["value"] = parts[0] if len(parts) == 1 else parts
+
+
+def read_instance(path: Path) -> ParsedInstance:
+    """Parse the DICOM file at ``path``, reading the header only, and check it is complete.
+
+    Accepted: a PS3.10 file ('DICM' at offset 128), or a raw little-endian dataset without preamble whose
+    first element is in group 0002 or 0008 and that contains a SOP Instance UID (fo-dicom, Azure's parser,
+    accepts preamble-less files too; requiring the UID keeps random bytes from passing as a dataset).
+    Raises :class:`InvalidDicomInstanceError` for empty, non-DICOM, malformed or truncated files.
+    """
+    file_size = path.stat().st_size
+    if file_size == 0:
+        raise InvalidDicomInstanceError("the file is empty.")
+    with path.open("rb") as fp:
+        head = fp.read(132)
+        has_preamble = len(head) == 132 and head[128:132] == b"DICM"
+        if not has_preamble and not _looks_like_raw_dataset(head):
+            raise InvalidDicomInstanceError("the file is not DICOM (no 'DICM' prefix at offset 128).")
+        fp.seek(0)
+        try:
+            ds = pydicom.dcmread(fp, defer_size=_DEFER_SIZE, force=not has_preamble)
+        except Exception as exc:  # any parser failure on client bytes means the bytes are not a DICOM file
+            raise InvalidDicomInstanceError(_parse_failure(exc)) from exc
+        if not has_preamble and not _has_value(ds, 0x00080018):
+            raise InvalidDicomInstanceError("the file is not DICOM (no preamble and no SOP Instance UID).")
+
+        transfer_syntax, is_implicit, read_implicit, read_little = _encoding(ds)
+        pixel_offset: int | None = None
+        pixel_length: int | None = None
+        if transfer_syntax != DeflatedExplicitVRLittleEndian:
+            # The dataset bytes of a deflated file are a zlib stream that pydicom has fully inflated.
+            walker = _Walker(fp, file_size)
+            pixel_offset, pixel_length = walker.walk_file(has_preamble, read_implicit, read_little)
+        if len(ds) == 0:
+            # e.g. a part holding only a preamble and file meta: nothing Azure could read as an instance.
+            raise InvalidDicomInstanceError("the file contains no data set.")
+        _strip_pixel_data_and_resolve_deferred(ds, fp)
+    return ParsedInstance(
+        dataset=ds,
+        transfer_syntax=transfer_syntax,
+        is_implicit_vr=is_implicit,
+        file_size=file_size,
+        pixel_data_offset=pixel_offset,
+        pixel_data_length=pixel_length,
+    )
+
+
+def _looks_like_raw_dataset(head: bytes) -> bool:
+    # A dataset without preamble starts with its lowest tag: file meta (0002) or, commonly, group 0008.
+    return len(head) >= 8 and struct.unpack_from("<H", head)[0] in (0x0002, 0x0008)
+
+
+def _parse_failure(exc: Exception) -> str:
+    # pydicom reports a short read as EOFError, or as struct.error when a header is cut short.
+    if isinstance(exc, EOFError | struct.error):
+        return f"the file is truncated ({exc})."
+    return f"the file could not be parsed ({type(exc).__name__}: {exc})."
+
+
+def _has_value(ds: Dataset, tag: int) -> bool:
+    elem = ds.get_item(tag, keep_deferred=True)
+    if elem is None:
+        return False
+    value = elem.value
+    if isinstance(value, bytes):
+        return bool(value.strip(b" \0"))
+    return bool(value)
+
+
+def _encoding(ds: Dataset) -> tuple[str, bool, bool, bool]:
+    """Return (transfer syntax UID, implicit VR for Azure?, read as implicit VR?, read as little endian?).
+
+    pydicom detects the encoding actually used by the bytes, which can contradict the declared syntax.
+    """
+    detected_implicit, detected_little = ds.original_encoding
+    file_meta = getattr(ds, "file_meta", None)
+    declared = file_meta.get(0x00020010) if file_meta is not None else None
+    syntax = str(declared.value).rstrip(" \0") if declared is not None and declared.value else ""
+    if detected_implicit is None or detected_little is None:
+        detected_implicit, detected_little = syntax == ImplicitVRLittleEndian, syntax != ExplicitVRBigEndian
+    if not syntax:
+        # No file meta (a raw dataset): name the transfer syntax after the encoding pydicom detected.
+        if detected_implicit:
+            syntax = ImplicitVRLittleEndian
+        else:
+            syntax = ExplicitVRLittleEndian if detected_little else ExplicitVRBigEndian
+    # Azure: IsImplicitVR = !TransferSyntax.IsExplicitVR (reference §2.3 step 5). Only Implicit VR Little
+    # Endian is implicit among the standard transfer syntaxes; an unknown UID falls back to the bytes.
+    if syntax == ImplicitVRLittleEndian:
+        is_implicit = True
+    elif pydicom.uid.UID(syntax).is_transfer_syntax:
+        is_implicit = False
+    else:
+        is_implicit = bool(detected_implicit)
+    return syntax, is_implicit, bool(detected_implicit), bool(detected_little)
+
+
+def _strip_pixel_data_and_resolve_deferred(ds: Dataset, fp: BinaryIO) -> None:
+    for tag in list(ds.keys()):
+        tag = int(tag)
+        if tag in PIXEL_DATA_TAGS:
+            del ds[tag]  # its location is reported by ParsedInstance.pixel_data_offset instead
+            continue
+        raw = ds.get_item(tag, keep_deferred=True)
+        if not isinstance(raw, RawDataElement) or raw.value is not None or raw.length in (0, _UNDEFINED_LENGTH):
+            continue
+        data: dict[str, Any] = {}
+        pydicom_hooks.raw_element_vr(raw, data, encoding=None, ds=ds)
+        if any(part in BULK_DATA_VRS for part in str(data["VR"]).split(" or ")):
+            continue  # bulk data: left deferred, never needed for metadata or validation
+        # A large text or numeric value: read its bytes now, while the file is open and at this path.
+        fp.seek(raw.value_tell)
+        ds[tag] = raw._replace(value=fp.read(raw.length))
+
+
+class _Truncated(Exception):
+    pass
+
+
+class _Malformed(Exception):
+    pass
+
+
+class _Walker:
+    """Walks element headers with seeks to prove every value lies inside the file (PS3.5 §7, §A.4).
+
+    pydicom silently returns short values at end of file, so truncation (at any byte) is detected here.
+    Only undefined-length items and sequences are descended into besides defined-length SQ (cheap: headers
+    only); defined-length values are skipped after a bounds check, so pixel data is never read.
+    """
+
+    def __init__(self, fp: BinaryIO, size: int) -> None:
+        self._fp = fp
+        self._size = size
+
+    def walk_file(self, has_preamble: bool, implicit: bool, little: bool) -> tuple[int | None, int | None]:
+        try:
+            pos = self._walk_meta(132 if has_preamble else 0)
+            return self._walk_top_level(pos, implicit, little)
+        except _Truncated as exc:
+            raise InvalidDicomInstanceError(f"the file is truncated ({exc}).") from exc
+        except (_Malformed, struct.error) as exc:
+            raise InvalidDicomInstanceError(f"the DICOM structure is invalid ({exc}).") from exc
+
+    def _read(self, pos: int, count: int, what: str) -> bytes:
+        self._fp.seek(pos)
+        data = self._fp.read(count)
+        if len(data) < count:
+            raise _Truncated(f"{what} at offset {pos} ends after {len(data)} of {count} bytes")
+        return data
+
+    def _walk_meta(self, pos: int) -> int:
+        # PS3.10 §7.1: the file meta group is always explicit VR little endian.
+        while pos + 4 <= self._size and struct.unpack("<H", self._read(pos, 2, "tag"))[0] == 0x0002:
+            _, _, length, value_pos = self._header(pos, False, True)
+            pos = self._skip(value_pos, length)
+        return pos
+
+    def _walk_top_level(self, pos: int, implicit: bool, little: bool) -> tuple[int | None, int | None]:
+        pixel: dict[int, tuple[int, int | None]] = {}
+        while pos < self._size:
+            if self._size - pos < 8:
+                raise _Truncated(f"{self._size - pos} bytes of an element header at offset {pos}")
+            tag, vr, length, value_pos = self._header(pos, implicit, little)
+            if tag == _ITEM_DELIMITATION:
+                break  # pydicom stops reading the dataset here as well
+            if tag in PIXEL_DATA_TAGS:
+                pixel[tag] = (value_pos, None if length == _UNDEFINED_LENGTH else length)
+            pos = self._walk_value(tag, vr, length, value_pos, implicit, little, 0)
+        for tag in PIXEL_DATA_TAGS:
+            if tag in pixel:
+                return pixel[tag]
+        return None, None
+
+    def _header(self, pos: int, implicit: bool, little: bool) -> tuple[int, bytes | None, int, int]:
+        endian = "<" if little else ">"
+        head = self._read(pos, 8, "element header")
+        group, element = struct.unpack(endian + "HH", head[:4])
+        tag = group << 16 | element
+        if group == 0xFFFE or implicit:
+            return tag, None, struct.unpack(endian + "L", head[4:])[0], pos + 8
+        vr = head[4:6]
+        if not (b"AA" <= vr <= b"ZZ"):
+            # pydicom's assume_implicit_vr_switch: some writers switch to implicit VR inside a dataset.
+            return tag, None, struct.unpack(endian + "L", head[4:])[0], pos + 8
+        if vr in _LONG_LENGTH_VRS:
+            length = struct.unpack(endian + "L", self._read(pos + 8, 4, "element header"))[0]
+            return tag, vr, length, pos + 12
+        return tag, vr, struct.unpack(endian + "H", head[6:])[0], pos + 8
+
+    def _skip(self, value_pos: int, length: int) -> int:
+        end = value_pos + length
+        if end > self._size:
+            raise _Truncated(f"a value of {length} bytes at offset {value_pos} ends past the end of the file")
+        return end
+
+    def _is_sequence(self, tag: int, vr: bytes | None) -> bool:
+        if vr is not None:
+            return vr == b"SQ"
+        try:
+            return dictionary_VR(tag) == "SQ"
+        except KeyError:
+            return False
+
+    def _walk_value(
+        self, tag: int, vr: bytes | None, length: int, value_pos: int, implicit: bool, little: bool, depth: int
+    ) -> int:
+        if depth > _MAX_NESTING:
+            raise _Malformed(f"sequences nested deeper than {_MAX_NESTING} levels")
+        if length == _UNDEFINED_LENGTH:
+            # PS3.5 §7.5 / §A.4: an undefined-length value is a sequence of items or encapsulated fragments;
+            # pixel data fragments are defined-length items just like sequence items.
+            return self._walk_items(value_pos, None, implicit, little, depth, fragments=tag in PIXEL_DATA_TAGS)
+        end = self._skip(value_pos, length)
+        if length and tag not in PIXEL_DATA_TAGS and self._is_sequence(tag, vr):
+            self._walk_items(value_pos, end, implicit, little, depth, fragments=False)
+        return end
+
+    def _walk_items(
+        self, pos: int, end: int | None, implicit: bool, little: bool, depth: int, *, fragments: bool
+    ) -> int:
+        endian = "<" if little else ">"
+        while end is None or pos < end:
+            head = self._read(pos, 8, "item header")
+            group, element, length = struct.unpack(endian + "HHL", head)
+            tag = group << 16 | element
+            if tag == _SEQUENCE_DELIMITATION:
+                pos += 8
+                if end is None:
+                    return pos
+                continue
+            if tag != _ITEM:
+                raise _Malformed(f"expected an item tag at offset {pos}, found ({group:04X},{element:04X})")
+            if length == _UNDEFINED_LENGTH:
+                if fragments:
+                    raise _Malformed(f"a pixel data fragment at offset {pos} has an undefined length")
+                pos = self._walk_dataset(pos + 8, None, implicit, little, depth + 1)
+            else:
+                item_end = self._skip(pos + 8, length)
+                if not fragments:
+                    self._walk_dataset(pos + 8, item_end, implicit, little, depth + 1)
+                pos = item_end
+        if pos != end:
+            raise _Malformed(f"an item overruns its sequence at offset {pos}")
+        return pos
+
+    def _walk_dataset(self, pos: int, end: int | None, implicit: bool, little: bool, depth: int) -> int:
+        # ``end`` None: an undefined-length item, closed by an Item Delimitation Item (PS3.5 §7.5.2).
+        while end is None or pos < end:
+            tag, vr, length, value_pos = self._header(pos, implicit, little)
+            if tag == _ITEM_DELIMITATION:
+                return value_pos
+            pos = self._walk_value(tag, vr, length, value_pos, implicit, little, depth)
+        if pos != end:
+            raise _Malformed(f"an element overruns its item at offset {pos}")
+        return pos

@@ -1,0 +1,28 @@
+"""The per-app bundle of storage and services that the fronts use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dicom_emulator.config import Settings
+from dicom_emulator.services.delete import DeleteService
+from dicom_emulator.services.retrieve import RetrieveService
+from dicom_emulator.services.search import SearchService
+from dicom_emulator.services.store import StoreService
+from dicom_emulator.storage.blobs import BlobStore
+from dicom_emulator.storage.index import SqlIndex
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything the routes need, built once per app in the lifespan."""
+
+    settings: Settings
+    index: SqlIndex
+    blobs: BlobStore
+    spool_dir: Path
+    store: StoreService
+    retrieve: RetrieveService
+    search: SearchService
+    delete: DeleteService

@@ -1,0 +1,1 @@
+"""Use cases shared by every front (DICOMweb routes, DIMSE handlers, jobs)."""

@@ -1,0 +1,53 @@
+"""Resolve instances for WADO-RS and serve metadata from the JSON stored at store time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dicom_emulator.errors import NotFoundError
+from dicom_emulator.storage.index import InstanceRecord, SqlIndex
+
+STUDY_NOT_FOUND = "The specified study cannot be found."
+SERIES_NOT_FOUND = "The specified series cannot be found."
+INSTANCE_NOT_FOUND = "The specified instance cannot be found."
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataResult:
+    etag: str
+    # A JSON array, assembled from stored text without re-parsing (DESIGN.md invariant 4).
+    body: bytes
+
+
+class RetrieveService:
+    def __init__(self, index: SqlIndex) -> None:
+        self.index = index
+
+    async def instances(
+        self, partition_key: int, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> list[InstanceRecord]:
+        """Instances at the addressed level; 404 with the level's message when there are none (§3.7)."""
+        records = await self.index.get_instances(partition_key, study_uid, series_uid, sop_uid)
+        if records:
+            return records
+        if sop_uid is not None:
+            if await self.index.exists(partition_key, study_uid, series_uid):
+                raise NotFoundError(INSTANCE_NOT_FOUND)
+            if await self.index.exists(partition_key, study_uid):
+                raise NotFoundError(SERIES_NOT_FOUND)
+            raise NotFoundError(STUDY_NOT_FOUND)
+        if series_uid is not None and await self.index.exists(partition_key, study_uid):
+            raise NotFoundError(SERIES_NOT_FOUND)
+        raise NotFoundError(STUDY_NOT_FOUND)
+
+    async def metadata(
+        self, partition_key: int, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> MetadataResult:
+        """Metadata array and its ETag: ``{maxWatermark}-{count}``, or ``{watermark}`` for one instance (§3.5)."""
+        records = await self.instances(partition_key, study_uid, series_uid, sop_uid)
+        if sop_uid is not None:
+            etag = str(records[0].watermark)
+        else:
+            etag = f"{max(r.watermark for r in records)}-{len(records)}"
+        body = b"[" + b",".join(r.metadata_json.encode() for r in records) + b"]"
+        return MetadataResult(etag=etag, body=body)

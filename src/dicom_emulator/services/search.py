@@ -1,0 +1,117 @@
+"""QIDO-RS: run a parsed query and shape each hit from stored metadata (reference §4.6)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from dicom_emulator.dicom.json_model import filter_json
+from dicom_emulator.dicom.query import ParsedQuery, parse_qido
+from dicom_emulator.dicom.tags import (
+    ALL_EXTRA_TAGS,
+    COMPUTED_TAGS,
+    CORE_QUERY_TAGS_BY_TAG,
+    MODALITIES_IN_STUDY,
+    NUMBER_OF_SERIES_RELATED_INSTANCES,
+    NUMBER_OF_STUDY_RELATED_INSTANCES,
+    SERIES_INSTANCE_UID,
+    STUDY_INSTANCE_UID,
+    V1_DEFAULT_TAGS,
+    V2_DEFAULT_TAGS,
+    Level,
+    QueryResource,
+    default_return_tags,
+)
+from dicom_emulator.storage.index import SqlIndex
+from dicom_emulator.storage.querying import SearchHit, search
+
+# Which level's stored metadata supplies a tag (study attributes come from the study's latest
+# instance, series attributes from the series' latest instance: "latest wins", §4.5).
+_TAG_LEVEL: dict[int, Level] = {}
+for _level in (Level.INSTANCE, Level.SERIES, Level.STUDY):
+    for _table in (V1_DEFAULT_TAGS, V2_DEFAULT_TAGS, ALL_EXTRA_TAGS):
+        for _tag in _table[_level]:
+            _TAG_LEVEL[_tag] = _level
+for _qt in CORE_QUERY_TAGS_BY_TAG.values():
+    _TAG_LEVEL[_qt.tag] = _qt.level
+
+
+class SearchService:
+    def __init__(self, index: SqlIndex, *, loose: bool = False) -> None:
+        self.index = index
+        self.loose = loose
+
+    def parse(
+        self,
+        params: Sequence[tuple[str, str]],
+        resource: QueryResource,
+        *,
+        study_uid: str | None,
+        series_uid: str | None,
+    ) -> ParsedQuery:
+        return parse_qido(
+            params,
+            resource,
+            loose=self.loose,
+            route_has_study=study_uid is not None,
+            route_has_series=series_uid is not None,
+        )
+
+    async def search(
+        self,
+        query: ParsedQuery,
+        *,
+        api_major: int,
+        partition_key: int = 1,
+        study_uid: str | None = None,
+        series_uid: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """One page of DICOM JSON results; empty list when nothing matched (the route answers 204)."""
+        async with self.index.sessions() as session:
+            hits = await search(session, query, partition_key=partition_key, study_uid=study_uid, series_uid=series_uid)
+        if not hits:
+            return []
+        watermarks = {h.study_watermark for h in hits}
+        watermarks |= {h.series_watermark for h in hits if h.series_watermark is not None}
+        watermarks |= {h.instance_watermark for h in hits if h.instance_watermark is not None}
+        texts = await self.index.metadata_for(sorted(watermarks))
+        parsed = {w: json.loads(t) for w, t in texts.items()}
+        tags = _returned_tags(query, api_major, study_uid, series_uid)
+        return [_shape(hit, parsed, tags, query.resource) for hit in hits]
+
+
+def _returned_tags(query: ParsedQuery, api_major: int, study_uid: str | None, series_uid: str | None) -> set[int]:
+    """Level defaults (or the "all" set) ∪ includefield ∪ filtered attributes ∪ route UIDs (§4.6)."""
+    tags: set[int] = set()
+    for level in query.resource.return_levels:
+        tags.update(default_return_tags(level, api_major, query.include_all))
+    tags.update(query.include_tags)
+    tags.update(c.tag.tag for c in query.conditions)
+    if study_uid is not None:
+        tags.add(STUDY_INSTANCE_UID)
+    if series_uid is not None:
+        tags.add(SERIES_INSTANCE_UID)
+    return tags
+
+
+def _shape(hit: SearchHit, metadata: dict[int, dict[str, Any]], tags: set[int], resource: QueryResource) -> dict:
+    by_level = {
+        Level.STUDY: metadata.get(hit.study_watermark, {}),
+        Level.SERIES: metadata.get(hit.series_watermark, {}) if hit.series_watermark else {},
+        Level.INSTANCE: metadata.get(hit.instance_watermark, {}) if hit.instance_watermark else {},
+    }
+    most_specific = resource.result_level
+    result: dict[str, Any] = {}
+    plain = [t for t in tags if t not in COMPUTED_TAGS]
+    for level in (Level.STUDY, Level.SERIES, Level.INSTANCE):
+        wanted = [t for t in plain if _TAG_LEVEL.get(t, most_specific) is level]
+        source = by_level[level] or by_level[most_specific]
+        result.update(filter_json(source, wanted))
+    if MODALITIES_IN_STUDY in tags and hit.modalities:
+        result["00080061"] = {"vr": "CS", "Value": hit.modalities}
+    if NUMBER_OF_STUDY_RELATED_INSTANCES in tags and hit.study_instances is not None:
+        result["00201208"] = {"vr": "IS", "Value": [hit.study_instances]}
+    if NUMBER_OF_SERIES_RELATED_INSTANCES in tags and hit.series_instances is not None:
+        result["00201209"] = {"vr": "IS", "Value": [hit.series_instances]}
+    return dict(sorted(result.items()))

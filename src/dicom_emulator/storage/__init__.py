@@ -1,0 +1,1 @@
+"""Persistence: the SQL index (SQLite or PostgreSQL) and the blob store (filesystem or memory)."""

@@ -1,0 +1,126 @@
+"""Blob stores for DICOM files: filesystem (default) and memory (``--in-memory``).
+
+Keys are built from UIDs validated before they reach here (DESIGN.md invariant 2), plus a random
+suffix so a new version never overwrites the file an older, still-visible version points to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+CHUNK_SIZE = 1024 * 1024  # bytes read per chunk when streaming a blob out
+
+
+class BlobStore(Protocol):
+    """The narrow interface the services use to keep instance files."""
+
+    async def put_file(self, key: str, source: Path) -> None:
+        """Move the finished temp file ``source`` to ``key`` (atomic rename where possible)."""
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream the blob (or a byte range of it) in chunks."""
+
+    async def read_bytes(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Read a (small) byte range fully, e.g. one frame."""
+
+    async def delete(self, key: str) -> None:
+        """Remove the blob; a missing blob is not an error."""
+
+    def local_path(self, key: str) -> Path | None:
+        """A filesystem path for libraries that need one (pydicom), or None for memory blobs."""
+
+
+class FileSystemBlobStore:
+    """Blobs as files under ``root``; writes are temp file + fsync + ``os.replace``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        # Defence in depth behind UID validation: never leave the blob root.
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"blob key escapes the store: {key!r}")
+        return path
+
+    async def put_file(self, key: str, source: Path) -> None:
+        await asyncio.to_thread(self._put_file, key, source)
+
+    def _put_file(self, key: str, source: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(source, "rb") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.replace(source, target)
+        except OSError:
+            # Spool directory on another filesystem: copy to a temp name beside the target, then rename.
+            tmp = target.with_suffix(target.suffix + ".part")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+            source.unlink(missing_ok=True)
+
+    async def read(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        fh = await asyncio.to_thread(open, path, "rb")
+        try:
+            if offset:
+                fh.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+                chunk = await asyncio.to_thread(fh.read, size)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            fh.close()
+
+    async def read_bytes(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        def _read() -> bytes:
+            with open(self._path(key), "rb") as fh:
+                fh.seek(offset)
+                return fh.read() if length is None else fh.read(length)
+
+        return await asyncio.to_thread(_read)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+
+class MemoryBlobStore:
+    """Blobs in a dict, for ``--in-memory`` and tests; nothing touches the disk after spooling."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+
+    async def put_file(self, key: str, source: Path) -> None:
+        self._blobs[key] = await asyncio.to_thread(source.read_bytes)
+        source.unlink(missing_ok=True)
+
+    async def read(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        data = self._blobs[key]
+        end = len(data) if length is None else min(len(data), offset + length)
+        for start in range(offset, end, CHUNK_SIZE):
+            yield data[start : min(end, start + CHUNK_SIZE)]
+
+    async def read_bytes(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = self._blobs[key]
+        return data[offset:] if length is None else data[offset : offset + length]
+
+    async def delete(self, key: str) -> None:
+        self._blobs.pop(key, None)
+
+    def local_path(self, key: str) -> Path | None:
+        return None

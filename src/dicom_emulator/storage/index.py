@@ -1,0 +1,310 @@
+"""The SQL index: instance versions, study/series rows, and the change-feed rows they produce.
+
+Every write that makes an instance visible or invisible happens in one transaction together with
+its change-feed entry (DESIGN.md invariant 1); blobs are written before and deleted after.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dicom_emulator.errors import InstanceAlreadyExistsError
+from dicom_emulator.storage.models import (
+    DEFAULT_PARTITION_KEY,
+    DEFAULT_PARTITION_NAME,
+    ChangeFeedEntry,
+    Instance,
+    Partition,
+    Series,
+    Study,
+)
+
+ACTION_CREATE = "Create"
+ACTION_DELETE = "Delete"
+ACTION_UPDATE = "Update"
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """One visible instance version as the services see it."""
+
+    watermark: int
+    partition_key: int
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str | None
+    transfer_syntax: str | None
+    blob_key: str
+    size: int
+    number_of_frames: int | None
+    metadata_json: str
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return json.loads(self.metadata_json)  # type: ignore[no-any-return]
+
+
+@dataclass(slots=True)
+class NewInstance:
+    """Everything the store service computed for one instance, ready to index."""
+
+    partition_key: int
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str | None
+    transfer_syntax: str
+    blob_key: str
+    size: int
+    number_of_frames: int | None
+    metadata_json: str
+    study_values: dict[str, Any] = field(default_factory=dict)
+    series_values: dict[str, Any] = field(default_factory=dict)
+    expires_at: datetime | None = None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _record(row: Instance) -> InstanceRecord:
+    return InstanceRecord(
+        watermark=row.watermark,
+        partition_key=row.partition_key,
+        study_uid=row.study_uid,
+        series_uid=row.series_uid,
+        sop_uid=row.sop_uid,
+        sop_class_uid=row.sop_class_uid,
+        transfer_syntax=row.transfer_syntax,
+        blob_key=row.blob_key,
+        size=row.size,
+        number_of_frames=row.number_of_frames,
+        metadata_json=row.metadata_json,
+    )
+
+
+class SqlIndex:
+    """Index operations over an async session factory (SQLite or PostgreSQL)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def ensure_default_partition(self) -> None:
+        async with self.sessions.begin() as session:
+            stmt = self._insert_ignore(session, Partition).values(
+                partition_key=DEFAULT_PARTITION_KEY, partition_name=DEFAULT_PARTITION_NAME, created_date=utcnow()
+            )
+            await session.execute(stmt)
+
+    @staticmethod
+    def _insert_ignore(session: AsyncSession, table: Any) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING on both dialects (concurrent first stores of a study)."""
+        if session.bind.dialect.name == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    async def add_instance(self, new: NewInstance, *, replace: bool) -> tuple[int, str | None]:
+        """Make ``new`` visible with its change-feed entry, in one transaction.
+
+        Returns the new watermark and, when ``replace`` swapped out an older version, that version's
+        blob key (to delete after commit). Raises :class:`InstanceAlreadyExistsError` when the
+        instance exists and ``replace`` is False, also when another process won the race.
+        """
+        try:
+            async with self.sessions.begin() as session:
+                old_blob = None
+                identity = (
+                    Instance.partition_key == new.partition_key,
+                    Instance.study_uid == new.study_uid,
+                    Instance.series_uid == new.series_uid,
+                    Instance.sop_uid == new.sop_uid,
+                )
+                existing = (await session.execute(select(Instance).where(*identity))).scalar_one_or_none()
+                if existing is not None:
+                    if not replace:
+                        raise InstanceAlreadyExistsError("The instance already exists.")
+                    old_blob = existing.blob_key
+                    await session.delete(existing)
+                    await session.flush()
+                study_key = await self._upsert_study(session, new)
+                series_key = await self._upsert_series(session, new, study_key)
+                row = Instance(
+                    partition_key=new.partition_key,
+                    study_uid=new.study_uid,
+                    series_uid=new.series_uid,
+                    sop_uid=new.sop_uid,
+                    study_key=study_key,
+                    series_key=series_key,
+                    sop_class_uid=new.sop_class_uid,
+                    transfer_syntax=new.transfer_syntax,
+                    blob_key=new.blob_key,
+                    size=new.size,
+                    number_of_frames=new.number_of_frames,
+                    metadata_json=new.metadata_json,
+                    created_at=utcnow(),
+                )
+                session.add(row)
+                await session.flush()
+                watermark = row.watermark
+                # Latest wins for the study and series attributes (reference §4.5).
+                await session.execute(
+                    update(Study)
+                    .where(Study.study_key == study_key)
+                    .values(latest_watermark=watermark, expires_at=new.expires_at, **new.study_values)
+                )
+                await session.execute(
+                    update(Series)
+                    .where(Series.series_key == series_key)
+                    .values(latest_watermark=watermark, **new.series_values)
+                )
+                session.add(
+                    ChangeFeedEntry(
+                        timestamp=utcnow(),
+                        action=ACTION_CREATE,
+                        partition_key=new.partition_key,
+                        study_uid=new.study_uid,
+                        series_uid=new.series_uid,
+                        sop_uid=new.sop_uid,
+                        watermark=watermark,
+                    )
+                )
+        except IntegrityError as exc:
+            # Another writer committed the same identity between our check and our insert.
+            raise InstanceAlreadyExistsError("The instance already exists.") from exc
+        return watermark, old_blob
+
+    async def _upsert_study(self, session: AsyncSession, new: NewInstance) -> int:
+        await session.execute(
+            self._insert_ignore(session, Study).values(
+                partition_key=new.partition_key, study_uid=new.study_uid, latest_watermark=0
+            )
+        )
+        key = await session.scalar(
+            select(Study.study_key).where(Study.partition_key == new.partition_key, Study.study_uid == new.study_uid)
+        )
+        assert key is not None
+        return key
+
+    async def _upsert_series(self, session: AsyncSession, new: NewInstance, study_key: int) -> int:
+        await session.execute(
+            self._insert_ignore(session, Series).values(
+                study_key=study_key, partition_key=new.partition_key, series_uid=new.series_uid, latest_watermark=0
+            )
+        )
+        key = await session.scalar(
+            select(Series.series_key).where(Series.study_key == study_key, Series.series_uid == new.series_uid)
+        )
+        assert key is not None
+        return key
+
+    async def get_instances(
+        self,
+        partition_key: int,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+    ) -> list[InstanceRecord]:
+        """Visible instances at a level, in watermark order."""
+        stmt = select(Instance).where(Instance.partition_key == partition_key, Instance.study_uid == study_uid)
+        if series_uid is not None:
+            stmt = stmt.where(Instance.series_uid == series_uid)
+        if sop_uid is not None:
+            stmt = stmt.where(Instance.sop_uid == sop_uid)
+        async with self.sessions() as session:
+            rows = (await session.execute(stmt.order_by(Instance.watermark))).scalars().all()
+        return [_record(r) for r in rows]
+
+    async def exists(self, partition_key: int, study_uid: str, series_uid: str | None = None) -> bool:
+        stmt = (
+            select(func.count())
+            .select_from(Instance)
+            .where(Instance.partition_key == partition_key, Instance.study_uid == study_uid)
+        )
+        if series_uid is not None:
+            stmt = stmt.where(Instance.series_uid == series_uid)
+        async with self.sessions() as session:
+            return bool(await session.scalar(stmt))
+
+    async def delete_instances(
+        self,
+        partition_key: int,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+    ) -> list[InstanceRecord]:
+        """Remove instances at a level with one ``Delete`` feed entry each; drop emptied series/studies."""
+        async with self.sessions.begin() as session:
+            stmt = select(Instance).where(Instance.partition_key == partition_key, Instance.study_uid == study_uid)
+            if series_uid is not None:
+                stmt = stmt.where(Instance.series_uid == series_uid)
+            if sop_uid is not None:
+                stmt = stmt.where(Instance.sop_uid == sop_uid)
+            rows = (await session.execute(stmt.order_by(Instance.watermark))).scalars().all()
+            if not rows:
+                return []
+            records = [_record(r) for r in rows]
+            now = utcnow()
+            await session.execute(delete(Instance).where(Instance.watermark.in_([r.watermark for r in records])))
+            session.add_all(
+                ChangeFeedEntry(
+                    timestamp=now,
+                    action=ACTION_DELETE,
+                    partition_key=r.partition_key,
+                    study_uid=r.study_uid,
+                    series_uid=r.series_uid,
+                    sop_uid=r.sop_uid,
+                    watermark=r.watermark,
+                )
+                for r in records
+            )
+            await self._refresh_parents(session, {r.study_uid for r in records}, partition_key)
+        return records
+
+    async def _refresh_parents(self, session: AsyncSession, study_uids: set[str], partition_key: int) -> None:
+        """After deletes: remove empty series and studies, re-point latest_watermark of the rest."""
+        studies = (
+            (
+                await session.execute(
+                    select(Study).where(Study.partition_key == partition_key, Study.study_uid.in_(study_uids))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for study in studies:
+            series_rows = (await session.execute(select(Series).where(Series.study_key == study.study_key))).scalars()
+            for series in series_rows.all():
+                latest = await session.scalar(
+                    select(func.max(Instance.watermark)).where(Instance.series_key == series.series_key)
+                )
+                if latest is None:
+                    await session.delete(series)
+                elif latest != series.latest_watermark:
+                    series.latest_watermark = latest
+            latest = await session.scalar(
+                select(func.max(Instance.watermark)).where(Instance.study_key == study.study_key)
+            )
+            if latest is None:
+                await session.delete(study)
+            elif latest != study.latest_watermark:
+                study.latest_watermark = latest
+
+    async def metadata_for(self, watermarks: Sequence[int]) -> dict[int, str]:
+        """Stored DICOM JSON text by watermark."""
+        if not watermarks:
+            return {}
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Instance.watermark, Instance.metadata_json).where(Instance.watermark.in_(list(watermarks)))
+            )
+            return dict(rows.all())

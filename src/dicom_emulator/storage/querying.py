@@ -1,0 +1,211 @@
+"""Typed query conditions (dicom/query.py) to SQLAlchemy clauses, and the QIDO page queries.
+
+One function per condition type, as pynetdicom's qrscp dispatches on the matching type; each branch
+names its matching rule. Results are paged as studies, series or instances (never as instance rows
+that are grouped afterwards), newest first by watermark (reference §4.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from sqlalchemy import ColumnElement, and_, exists, false, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dicom_emulator.dicom.query import (
+    Condition,
+    DateRange,
+    FuzzyName,
+    ParsedQuery,
+    SingleValue,
+    UidList,
+    Wildcard,
+)
+from dicom_emulator.dicom.tags import CORE_QUERY_TAGS_BY_TAG, MODALITIES_IN_STUDY, MODALITY, Level
+from dicom_emulator.storage.models import Instance, Series, Study
+
+# Core attribute → (column, fuzzy-words column); the level is implied by the table.
+_COLUMNS: dict[int, tuple[ColumnElement, ColumnElement | None]] = {  # type: ignore[type-arg]
+    0x0020000D: (Study.study_uid, None),
+    0x00100010: (Study.patient_name, Study.patient_name_words),
+    0x00100020: (Study.patient_id, None),
+    0x00100030: (Study.patient_birth_date, None),
+    0x00080050: (Study.accession_number, None),
+    0x00080090: (Study.referring_physician_name, Study.referring_physician_words),
+    0x00080020: (Study.study_date, None),
+    0x00081030: (Study.study_description, None),
+    0x0020000E: (Series.series_uid, None),
+    0x00080060: (Series.modality, None),
+    0x00400244: (Series.performed_procedure_step_start_date, None),
+    0x00081090: (Series.manufacturer_model_name, None),
+    0x00080018: (Instance.sop_uid, None),
+}
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def condition_clause(cond: Condition) -> ColumnElement[bool]:
+    """The WHERE clause of one condition on its column (values are already normalized)."""
+    column, words = _COLUMNS[cond.tag.tag]
+    if isinstance(cond, SingleValue):
+        # PS3.4 C.2.2.2.1 single value matching; case-insensitive via normalized storage (§4.4).
+        return column == cond.value
+    if isinstance(cond, DateRange):
+        # PS3.4 C.2.2.2.5 range matching, inclusive bounds; normalized text compares in order.
+        parts = []
+        if cond.low is not None:
+            parts.append(column >= cond.low)
+        if cond.high is not None:
+            parts.append(column <= cond.high)
+        return and_(*parts)
+    if isinstance(cond, FuzzyName):
+        # Azure fuzzy PN: every query word must prefix-match a word of the name (§4.4).
+        target = words if words is not None else column
+        if not cond.words:
+            # A value made only of separators names no word, so nothing can prefix-match it.
+            return false()
+        return and_(*(target.like(f"% {_like_escape(w)}%", escape="\\") for w in cond.words))
+    if isinstance(cond, Wildcard):
+        # PS3.4 C.2.2.2.4 wild card matching ('*' any run, '?' one character), --loose only.
+        pattern = "".join("%" if c == "*" else "_" if c == "?" else _like_escape(c) for c in cond.pattern)
+        return column.like(pattern, escape="\\")
+    if isinstance(cond, UidList):
+        # PS3.4 C.2.2.2.2 list of UID matching, --loose only.
+        return column.in_(list(cond.uids))
+    raise TypeError(f"unsupported condition {cond!r}")
+
+
+def _level_of(cond: Condition) -> Level:
+    column, _ = _COLUMNS[cond.tag.tag]
+    table = column.table  # type: ignore[attr-defined]
+    if table is Study.__table__:
+        return Level.STUDY
+    if table is Series.__table__:
+        return Level.SERIES
+    return Level.INSTANCE
+
+
+@dataclass(slots=True)
+class SearchHit:
+    """One result row: which stored metadata supplies each level's attributes, plus computed values."""
+
+    study_watermark: int
+    series_watermark: int | None = None
+    instance_watermark: int | None = None
+    study_key: int = 0
+    series_key: int | None = None
+    study_instances: int | None = None
+    series_instances: int | None = None
+    modalities: list[str] = field(default_factory=list)
+
+
+async def search(
+    session: AsyncSession,
+    query: ParsedQuery,
+    *,
+    partition_key: int,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+) -> list[SearchHit]:
+    """Run a parsed QIDO query and return one page of hits."""
+    by_level: dict[Level, list[ColumnElement[bool]]] = {Level.STUDY: [], Level.SERIES: [], Level.INSTANCE: []}
+    modality_filters: list[ColumnElement[bool]] = []
+    for cond in query.conditions:
+        if cond.tag.tag == MODALITIES_IN_STUDY:
+            # A study matches when any of its series has the modality (§4.4).
+            clause = condition_clause(replace(cond, tag=CORE_QUERY_TAGS_BY_TAG[MODALITY]))
+            modality_filters.append(exists().where(Series.study_key == Study.study_key, clause))
+            continue
+        by_level[_level_of(cond)].append(condition_clause(cond))
+    if study_uid is not None:
+        by_level[Level.STUDY].append(Study.study_uid == study_uid)
+    if series_uid is not None:
+        by_level[Level.SERIES].append(Series.series_uid == series_uid)
+
+    level = query.resource.result_level
+    if level is Level.STUDY:
+        stmt = select(Study.study_key, Study.latest_watermark).where(
+            Study.partition_key == partition_key, *by_level[Level.STUDY], *modality_filters
+        )
+        if by_level[Level.SERIES]:
+            stmt = stmt.where(exists().where(Series.study_key == Study.study_key, *by_level[Level.SERIES]))
+        if by_level[Level.INSTANCE]:
+            stmt = stmt.where(exists().where(Instance.study_key == Study.study_key, *by_level[Level.INSTANCE]))
+        stmt = stmt.order_by(Study.latest_watermark.desc()).offset(query.offset).limit(query.limit)
+        hits = [SearchHit(study_watermark=w, study_key=k) for k, w in (await session.execute(stmt)).all()]
+    elif level is Level.SERIES:
+        stmt = (
+            select(Series.series_key, Series.latest_watermark, Study.study_key, Study.latest_watermark)
+            .join(Study, Series.study_key == Study.study_key)
+            .where(Study.partition_key == partition_key, *by_level[Level.STUDY], *by_level[Level.SERIES])
+            .where(*modality_filters)
+        )
+        if by_level[Level.INSTANCE]:
+            stmt = stmt.where(exists().where(Instance.series_key == Series.series_key, *by_level[Level.INSTANCE]))
+        stmt = stmt.order_by(Series.latest_watermark.desc()).offset(query.offset).limit(query.limit)
+        hits = [
+            SearchHit(study_watermark=sw, series_watermark=w, study_key=stk, series_key=sk)
+            for sk, w, stk, sw in (await session.execute(stmt)).all()
+        ]
+    else:
+        stmt = (
+            select(
+                Instance.watermark, Series.series_key, Series.latest_watermark, Study.study_key, Study.latest_watermark
+            )
+            .join(Series, Instance.series_key == Series.series_key)
+            .join(Study, Instance.study_key == Study.study_key)
+            .where(Instance.partition_key == partition_key)
+            .where(*by_level[Level.STUDY], *by_level[Level.SERIES], *by_level[Level.INSTANCE], *modality_filters)
+            .order_by(Instance.watermark.desc())
+            .offset(query.offset)
+            .limit(query.limit)
+        )
+        hits = [
+            SearchHit(study_watermark=sw, series_watermark=w2, instance_watermark=w, study_key=stk, series_key=sk)
+            for w, sk, w2, stk, sw in (await session.execute(stmt)).all()
+        ]
+    if hits:
+        await _computed(session, hits)
+    return hits
+
+
+async def _computed(session: AsyncSession, hits: list[SearchHit]) -> None:
+    """Instance counts and modalities of the page's studies and series, in two grouped queries."""
+    study_keys = {h.study_key for h in hits}
+    counts = dict(
+        (
+            await session.execute(
+                select(Instance.study_key, func.count())
+                .where(Instance.study_key.in_(study_keys))
+                .group_by(Instance.study_key)
+            )
+        ).all()
+    )
+    modalities: dict[int, list[str]] = {}
+    rows = await session.execute(
+        select(Series.study_key, Series.modality)
+        .where(Series.study_key.in_(study_keys), Series.modality.is_not(None))
+        .distinct()
+        .order_by(Series.study_key, Series.modality)
+    )
+    for key, modality in rows.all():
+        modalities.setdefault(key, []).append(modality)
+    series_keys = {h.series_key for h in hits if h.series_key is not None}
+    series_counts: dict[int, int] = {}
+    if series_keys:
+        series_counts = dict(
+            (
+                await session.execute(
+                    select(Instance.series_key, func.count())
+                    .where(Instance.series_key.in_(series_keys))
+                    .group_by(Instance.series_key)
+                )
+            ).all()
+        )
+    for hit in hits:
+        hit.study_instances = counts.get(hit.study_key, 0)
+        hit.modalities = modalities.get(hit.study_key, [])
+        if hit.series_key is not None:
+            hit.series_instances = series_counts.get(hit.series_key, 0)
