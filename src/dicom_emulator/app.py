@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +27,21 @@ from dicom_emulator.storage.db import create_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
 
 logger = logging.getLogger(__name__)
+
+
+# Spooled parts older than this were left by a crashed process (a live upload touches its file).
+STALE_SPOOL_AGE = 3600.0  # seconds
+
+
+def _remove_stale_spool_files(spool_dir: Path) -> None:
+    """A crash mid-upload leaves spooled parts behind; they were never visible, so drop them."""
+    cutoff = time.time() - STALE_SPOOL_AGE
+    for path in spool_dir.iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            logger.warning("could not remove stale spool file %s", path)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 blobs = FileSystemBlobStore(settings.blob_dir)
                 spool_dir = settings.spool_dir
                 spool_dir.mkdir(parents=True, exist_ok=True)
+                _remove_stale_spool_files(spool_dir)
             app.state.runtime = Runtime(
                 settings=settings,
                 index=index,
