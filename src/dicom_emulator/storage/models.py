@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -119,6 +120,9 @@ class Instance(Base):
     number_of_frames: Mapped[int | None] = mapped_column(Integer)
     # Bulk-data-stripped DICOM JSON, computed once at store time (DESIGN.md invariant 4).
     metadata_json: Mapped[str] = mapped_column(Text)
+    # Frame byte ranges in the file, computed at store time (JSON list of [offset, length] per frame;
+    # NULL when the instance has no pixel data), so frame retrieval never parses the dataset.
+    frames_json: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -141,3 +145,97 @@ class ChangeFeedEntry(Base):
     sop_uid: Mapped[str] = mapped_column(String())
     # The instance version this entry recorded.
     watermark: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExtendedQueryTag(Base):
+    """An extended query tag (reference §7). ``tag_key`` orders the list like Azure's TagKey."""
+
+    __tablename__ = "extended_query_tags"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    tag_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # 8 upper-case hex digits.
+    path: Mapped[str] = mapped_column(String(), unique=True)
+    vr: Mapped[str] = mapped_column(String())
+    private_creator: Mapped[str | None] = mapped_column(String())
+    level: Mapped[str] = mapped_column(String())  # study | series | instance
+    status: Mapped[str] = mapped_column(String())  # adding | ready | deleting
+    query_status: Mapped[str] = mapped_column(String())  # enabled | disabled
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    operation_id: Mapped[str | None] = mapped_column(String())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ExtendedQueryTagValue(Base):
+    """One indexed value of an extended query tag at its level.
+
+    Exactly one of study_key/series_key/watermark identifies the owner, by the tag's level. Values
+    are normalized like the core columns: ``text_value`` for strings, dates and times (comparable
+    text), ``int_value``/``float_value`` for numbers, ``words`` for fuzzy PN matching.
+    """
+
+    __tablename__ = "extended_query_tag_values"
+    __table_args__ = (
+        Index("ix_eqt_values_text", "tag_key", "text_value"),
+        Index("ix_eqt_values_study", "tag_key", "study_key"),
+        Index("ix_eqt_values_series", "tag_key", "series_key"),
+        Index("ix_eqt_values_instance", "tag_key", "watermark"),
+        {"sqlite_autoincrement": True},
+    )
+
+    value_key: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tag_key: Mapped[int] = mapped_column(ForeignKey("extended_query_tags.tag_key", ondelete="CASCADE"))
+    study_key: Mapped[int | None] = mapped_column(ForeignKey("studies.study_key", ondelete="CASCADE"))
+    series_key: Mapped[int | None] = mapped_column(ForeignKey("series.series_key", ondelete="CASCADE"))
+    watermark: Mapped[int | None] = mapped_column(ForeignKey("instances.watermark", ondelete="CASCADE"))
+    text_value: Mapped[str | None] = mapped_column(String())
+    words: Mapped[str | None] = mapped_column(String())
+    int_value: Mapped[int | None] = mapped_column(BigInteger)
+    float_value: Mapped[float | None] = mapped_column(Float)
+
+
+class ExtendedQueryTagError(Base):
+    """An instance whose value for a tag failed validation during reindex (reference §7.4)."""
+
+    __tablename__ = "extended_query_tag_errors"
+    __table_args__ = (
+        Index("ix_eqt_errors_tag", "tag_key", "error_key"),
+        {"sqlite_autoincrement": True},
+    )
+
+    error_key: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tag_key: Mapped[int] = mapped_column(ForeignKey("extended_query_tags.tag_key", ondelete="CASCADE"))
+    partition_key: Mapped[int] = mapped_column(Integer, default=DEFAULT_PARTITION_KEY)
+    study_uid: Mapped[str] = mapped_column(String())
+    series_uid: Mapped[str] = mapped_column(String())
+    sop_uid: Mapped[str] = mapped_column(String())
+    watermark: Mapped[int] = mapped_column(BigInteger)
+    error_message: Mapped[str] = mapped_column(String())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    """Background work as a row (DESIGN.md invariant 6); ``/operations/{id}`` reads the same rows.
+
+    A runner claims a job by setting ``owner`` and a ``heartbeat``; a job whose heartbeat is older than
+    the lease is reclaimed by any runner and resumes from ``cursor`` (a crash never leaves it running).
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status", "status", "created_at"),)
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    type: Mapped[str] = mapped_column(String())  # reindex | export | update
+    status: Mapped[str] = mapped_column(String())  # notStarted | running | succeeded | failed | canceled
+    percent_complete: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    # Resume point, e.g. the next watermark below which reindex still has to look.
+    cursor: Mapped[int | None] = mapped_column(BigInteger)
+    resources: Mapped[str] = mapped_column(Text, default="[]")
+    results: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String())
+    heartbeat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
