@@ -18,6 +18,7 @@ from dicom_emulator.api.versions import VersionGuardMiddleware
 from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
 from dicom_emulator.runtime import Runtime
+from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 retrieve=RetrieveService(index),
                 search=SearchService(index, loose=settings.loose),
                 delete=DeleteService(index, blobs),
+                changefeed=ChangeFeedService(index),
             )
             logger.info("dicom-emulator %s ready: %s", __version__, settings.describe())
             yield

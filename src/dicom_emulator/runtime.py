@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicom_emulator.config import Settings
+from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
@@ -26,3 +27,4 @@ class Runtime:
     retrieve: RetrieveService
     search: SearchService
     delete: DeleteService
+    changefeed: ChangeFeedService

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dicom_emulator.api.routes import delete, qido, stow, system, wado
+from dicom_emulator.api.routes import changefeed, delete, qido, stow, system, wado
 
 
 def build_router() -> APIRouter:
     router = APIRouter()
     router.include_router(system.router)
-    for area in (qido, stow, wado, delete):
+    for area in (qido, stow, wado, delete, changefeed):
         router.include_router(area.router)
     return router

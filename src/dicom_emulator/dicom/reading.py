@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.hooks import hooks as pydicom_hooks
 from pydicom.hooks import raw_element_value as _default_raw_element_value
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -74,7 +75,7 @@ def configure_pydicom() -> None:
 
     pydicom's configuration and hooks are process-global, so this cannot be scoped to one read; Azure
     (fo-dicom, reading without validation) accepts instances whatever their values, and validation is our
-    own job (``validation.py``), so pydicom must neither warn about nor refuse invalid values.
+    own job (``validation.py``), so pydicom must not refuse invalid values. Writing validation is left as is.
     """
     # Invalid values in a client's file are reported by validate_for_store, not by the parser.
     pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
@@ -188,7 +189,7 @@ def _encoding(ds: Dataset) -> tuple[str, bool, bool, bool]:
     # Endian is implicit among the standard transfer syntaxes; an unknown UID falls back to the bytes.
     if syntax == ImplicitVRLittleEndian:
         is_implicit = True
-    elif pydicom.uid.UID(syntax).is_transfer_syntax:
+    elif UID(syntax).is_transfer_syntax:
         is_implicit = False
     else:
         is_implicit = bool(detected_implicit)
@@ -225,8 +226,8 @@ class _Walker:
     """Walks element headers with seeks to prove every value lies inside the file (PS3.5 §7, §A.4).
 
     pydicom silently returns short values at end of file, so truncation (at any byte) is detected here.
-    Only undefined-length items and sequences are descended into besides defined-length SQ (cheap: headers
-    only); defined-length values are skipped after a bounds check, so pixel data is never read.
+    Sequences (defined or undefined length) and encapsulated pixel data are descended into, reading item and
+    element headers only; every other value is skipped after a bounds check, so pixel data is never read.
     """
 
     def __init__(self, fp: BinaryIO, size: int) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +28,8 @@ from dicom_emulator.storage.models import (
     Study,
 )
 
+# Any constant: the advisory lock that orders change-feed commits (see _lock_feed).
+FEED_LOCK_ID = 0x44434D46
 ACTION_CREATE = "Create"
 ACTION_DELETE = "Delete"
 ACTION_UPDATE = "Update"
@@ -167,6 +169,7 @@ class SqlIndex:
                     .where(Series.series_key == series_key)
                     .values(latest_watermark=watermark, **new.series_values)
                 )
+                await self._lock_feed(session)
                 session.add(
                     ChangeFeedEntry(
                         timestamp=utcnow(),
@@ -182,6 +185,17 @@ class SqlIndex:
             # Another writer committed the same identity between our check and our insert.
             raise InstanceAlreadyExistsError("The instance already exists.") from exc
         return watermark, old_blob
+
+    @staticmethod
+    async def _lock_feed(session: AsyncSession) -> None:
+        """Serialize change-feed appends until commit on PostgreSQL.
+
+        Sequence values are handed out at INSERT; without this lock two processes could commit 12
+        before 11, and a v1 reader that already moved past 12 would never see 11 (invariant 3).
+        SQLite serializes writers already.
+        """
+        if session.bind.dialect.name == "postgresql":
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_ID})
 
     async def _upsert_study(self, session: AsyncSession, new: NewInstance) -> int:
         await session.execute(
@@ -253,6 +267,7 @@ class SqlIndex:
             if not rows:
                 return []
             records = [_record(r) for r in rows]
+            await self._lock_feed(session)
             now = utcnow()
             await session.execute(delete(Instance).where(Instance.watermark.in_([r.watermark for r in records])))
             session.add_all(
