@@ -77,6 +77,7 @@ TAG_SOP_UID = "00080018"
 TAG_MODALITY = "00080060"
 TAG_STUDY_DATE = "00080020"
 TAG_REFERENCED_SOP_SEQ = "00081199"
+TAG_REFERENCED_SOP_UID = "00081155"
 TAG_FAILED_SOP_SEQ = "00081198"
 
 
@@ -344,7 +345,7 @@ class OpResult:
     def summary(self) -> dict[str, Any]:
         ok = [lat * 1000 for lat in self.latencies]
         p50, p95, p99 = (float(v) for v in np.percentile(ok, [50, 95, 99])) if ok else (None, None, None)
-        wall = self.seconds or float("nan")
+        wall = max(self.seconds, 1e-9)
         return {
             "operation": self.name,
             "requests": self.requests,
@@ -536,7 +537,7 @@ def stow_task(bench: Bench, batch: Batch) -> Callable[[], Sample]:
         if not bench.check(sample, name, response, isinstance(document, dict), "response is not a JSON object"):
             return sample
         refs = (document.get(TAG_REFERENCED_SOP_SEQ) or {}).get("Value") or []
-        stored = {(item.get(TAG_SOP_UID) or {}).get("Value", [None])[0] for item in refs}
+        stored = {first_value(item, TAG_REFERENCED_SOP_UID) for item in refs}
         bench.check(sample, name, response, TAG_FAILED_SOP_SEQ not in document, "FailedSOPSequence in response")
         bench.check(
             sample,
@@ -788,7 +789,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def print_table(results: Sequence[OpResult]) -> None:
     header = (
-        f"{'operation':<36} {'requests':>8} {'fail':>5} {'seconds':>8} {'req/s':>8} "
+        f"{'operation':<40} {'requests':>8} {'fail':>5} {'seconds':>8} {'req/s':>8} "
         f"{'inst/s':>8} {'MB/s':>8} {'p50 ms':>8} {'p95 ms':>8}"
     )
     out(header)
@@ -800,7 +801,7 @@ def print_table(results: Sequence[OpResult]) -> None:
         p50 = f"{lat['p50']:8.1f}" if lat["p50"] is not None else f"{'-':>8}"
         p95 = f"{lat['p95']:8.1f}" if lat["p95"] is not None else f"{'-':>8}"
         out(
-            f"{s['operation']:<36} {s['requests']:>8} {s['failures']:>5} {s['seconds']:>8.2f} "
+            f"{s['operation']:<40} {s['requests']:>8} {s['failures']:>5} {s['seconds']:>8.2f} "
             f"{s['requests_per_s']:>8.1f} {inst} {s['mb_per_s']:>8.2f} {p50} {p95}"
         )
 
