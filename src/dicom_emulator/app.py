@@ -7,6 +7,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -17,15 +18,22 @@ from dicom_emulator.api.errors import install_error_handlers
 from dicom_emulator.api.versions import VersionGuardMiddleware
 from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
+from dicom_emulator.jobs.expiry import ExpirySweep
+from dicom_emulator.jobs.reindex import REINDEX, ReindexHandler
+from dicom_emulator.jobs.runner import JobRunner
 from dicom_emulator.runtime import Runtime
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
+from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
+from dicom_emulator.services.operations import OperationService
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
 from dicom_emulator.storage.db import create_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
+from dicom_emulator.storage.jobs import SqlJobStore
+from dicom_emulator.storage.tags_store import SqlTagStore
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.resolved_database_url, pool_size=settings.pool_size)
         tmp: tempfile.TemporaryDirectory[str] | None = None
+        runner: JobRunner | None = None
         try:
             await migrate(engine)
             index = SqlIndex(session_factory(engine))
@@ -69,20 +78,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 spool_dir = settings.spool_dir
                 spool_dir.mkdir(parents=True, exist_ok=True)
                 _remove_stale_spool_files(spool_dir)
+            sessions = index.sessions
+            tags = SqlTagStore(sessions)
+            jobs = SqlJobStore(sessions)
+            deleter = DeleteService(index, blobs)
+            runner = JobRunner(
+                jobs,
+                {REINDEX: ReindexHandler(sessions, jobs, batch_size=settings.reindex_batch_size)},
+                poll_interval=settings.job_poll_interval,
+                lease=timedelta(seconds=settings.job_lease_seconds),
+                periodic=[(settings.expiry_interval_seconds, ExpirySweep(sessions, deleter))],
+            )
             app.state.runtime = Runtime(
                 settings=settings,
                 index=index,
                 blobs=blobs,
                 spool_dir=spool_dir,
-                store=StoreService(index, blobs),
+                store=StoreService(index, blobs, tags),
                 retrieve=RetrieveService(index),
-                search=SearchService(index, loose=settings.loose),
-                delete=DeleteService(index, blobs),
+                search=SearchService(index, tags, loose=settings.loose),
+                delete=deleter,
                 changefeed=ChangeFeedService(index),
+                tags=tags,
+                extended_query_tags=ExtendedQueryTagService(tags, jobs),
+                operations=OperationService(jobs),
+                jobs_runner=runner,
             )
+            runner.start()
             logger.info("dicom-emulator %s ready: %s", __version__, settings.describe())
             yield
         finally:
+            if runner is not None:
+                await runner.stop()
             await engine.dispose()
             if tmp is not None:
                 tmp.cleanup()

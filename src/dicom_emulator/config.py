@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     access_log: bool = True
     max_part_size: int = Field(default=MAX_STOW_PART_SIZE, ge=1)
     max_transcode_size: int = Field(default=MAX_TRANSCODE_SIZE, ge=1)
+    # Background jobs: how often an idle runner polls for work, and how long a claimed job may go
+    # without a heartbeat before another runner takes it over (e.g. after a crash).
+    job_poll_interval: float = Field(default=1.0, gt=0)  # seconds
+    job_lease_seconds: float = Field(default=30.0, gt=0)
+    # How often studies past their msdicom-expiry time are deleted.
+    expiry_interval_seconds: float = Field(default=60.0, gt=0)
+    reindex_batch_size: int = Field(default=100, ge=1)
     # Database connection pool size per process (PostgreSQL only).
     pool_size: int = Field(default=10, ge=1)
 

@@ -48,6 +48,10 @@ class UnsupportedMediaTypeError(EmulatorError):
     """Content-Type not supported (HTTP 415)."""
 
 
+class ServiceUnavailableError(EmulatorError):
+    """Azure's data-store failure branch (HTTP 503)."""
+
+
 class NotEmulatedError(EmulatorError):
     """A feature Azure offers that this emulator does not (HTTP 501, named in the README)."""
 

@@ -6,13 +6,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicom_emulator.config import Settings
+from dicom_emulator.jobs.runner import JobRunner
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
+from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
+from dicom_emulator.services.operations import OperationService
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
 from dicom_emulator.storage.blobs import BlobStore
 from dicom_emulator.storage.index import SqlIndex
+from dicom_emulator.storage.tags_store import SqlTagStore
 
 
 @dataclass(slots=True)
@@ -28,3 +32,7 @@ class Runtime:
     search: SearchService
     delete: DeleteService
     changefeed: ChangeFeedService
+    tags: SqlTagStore
+    extended_query_tags: ExtendedQueryTagService
+    operations: OperationService
+    jobs_runner: JobRunner

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dicom_emulator.api.routes import changefeed, delete, qido, stow, system, wado
+from dicom_emulator.api.routes import (
+    changefeed,
+    delete,
+    extended_query_tags,
+    operations,
+    qido,
+    stow,
+    system,
+    wado,
+)
 
 
 def build_router() -> APIRouter:
     router = APIRouter()
     router.include_router(system.router)
-    for area in (qido, stow, wado, delete, changefeed):
+    for area in (qido, stow, wado, delete, changefeed, extended_query_tags, operations):
         router.include_router(area.router)
     return router

@@ -17,6 +17,7 @@ from dicom_emulator.errors import (
     NotEmulatedError,
     NotFoundError,
     PayloadTooLargeError,
+    ServiceUnavailableError,
     UnsupportedMediaTypeError,
 )
 
@@ -30,6 +31,7 @@ STATUS_BY_ERROR: tuple[tuple[type[EmulatorError], int], ...] = (
     (PayloadTooLargeError, 413),
     (UnsupportedMediaTypeError, 415),
     (NotEmulatedError, 501),
+    (ServiceUnavailableError, 503),
 )
 INTERNAL_ERROR = (
     "The server encountered an internal error. Please retry the request. If the issue persists, please contact support."

@@ -674,3 +674,8 @@ _ENCODED_STRING_RULES: dict[str, tuple[Callable[[str], _Failure], str]] = {
     "IS": (_validate_is, "Value cannot be parsed as a valid integer string."),
     "TM": (_validate_tm, "Value cannot be parsed as a valid Time."),
 }
+
+
+def validate_value(vr: str, value: str) -> str | None:
+    """fo-dicom's strict check of one string value for ``vr``: None when valid, else the message."""
+    return _validate_string(vr, value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dicom_emulator.dicom.json_model import filter_json
@@ -25,6 +26,7 @@ from dicom_emulator.dicom.tags import (
 )
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.querying import SearchHit, search
+from dicom_emulator.storage.tags_store import QUERY_DISABLED, SqlTagStore
 
 # Which level's stored metadata supplies a tag (study attributes come from the study's latest
 # instance, series attributes from the series' latest instance: "latest wins", §4.5).
@@ -37,30 +39,50 @@ for _qt in CORE_QUERY_TAGS_BY_TAG.values():
     _TAG_LEVEL[_qt.tag] = _qt.level
 
 
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """A parsed QIDO query plus the extended query tags it may use."""
+
+    query: ParsedQuery
+    # tag → tag_key of the ready extended query tags.
+    extended_keys: dict[int, int]
+    # Keys as sent of filters on enabled extended tags that have indexing errors (§4.7).
+    erroneous_keys: list[str]
+
+
 class SearchService:
-    def __init__(self, index: SqlIndex, *, loose: bool = False) -> None:
+    def __init__(self, index: SqlIndex, tags: SqlTagStore, *, loose: bool = False) -> None:
         self.index = index
+        self.tags = tags
         self.loose = loose
 
-    def parse(
+    async def parse(
         self,
         params: Sequence[tuple[str, str]],
         resource: QueryResource,
         *,
         study_uid: str | None,
         series_uid: str | None,
-    ) -> ParsedQuery:
-        return parse_qido(
+    ) -> SearchRequest:
+        # Only ready tags are queryable; adding/deleting ones answer "not queryable" (§7.5).
+        ready = await self.tags.ready()
+        query = parse_qido(
             params,
             resource,
             loose=self.loose,
+            extended_tags=[t.definition.query_tag() for t in ready],
+            disabled_extended_tags=[t.definition.tag for t in ready if t.query_status == QUERY_DISABLED],
             route_has_study=study_uid is not None,
             route_has_series=series_uid is not None,
         )
+        by_tag = {t.definition.tag: t for t in ready}
+        used = [c.tag.tag for c in query.conditions if c.tag.extended]
+        erroneous = [query.filter_keys[t] for t in used if by_tag[t].error_count > 0]
+        return SearchRequest(query, {t: r.tag_key for t, r in by_tag.items()}, erroneous)
 
     async def search(
         self,
-        query: ParsedQuery,
+        request: SearchRequest,
         *,
         api_major: int,
         partition_key: int = 1,
@@ -68,8 +90,16 @@ class SearchService:
         series_uid: str | None = None,
     ) -> list[dict[str, Any]]:
         """One page of DICOM JSON results; empty list when nothing matched (the route answers 204)."""
+        query = request.query
         async with self.index.sessions() as session:
-            hits = await search(session, query, partition_key=partition_key, study_uid=study_uid, series_uid=series_uid)
+            hits = await search(
+                session,
+                query,
+                partition_key=partition_key,
+                study_uid=study_uid,
+                series_uid=series_uid,
+                extended_keys=request.extended_keys,
+            )
         if not hits:
             return []
         watermarks = {h.study_watermark for h in hits}

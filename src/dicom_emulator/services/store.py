@@ -12,9 +12,11 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydicom import Dataset
 
@@ -29,6 +31,7 @@ from dicom_emulator.dicom.validation import validate_for_store
 from dicom_emulator.errors import InstanceAlreadyExistsError
 from dicom_emulator.storage.blobs import BlobStore
 from dicom_emulator.storage.index import NewInstance, SqlIndex
+from dicom_emulator.storage.tags_store import SqlTagStore
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ class _Prepared:
     parsed: ParsedInstance
     outcome: StoreOutcome
     metadata_json: str = ""
+    metadata: dict[str, Any] | None = None
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
@@ -69,7 +73,7 @@ def _zero_preamble(path: Path) -> None:
             fh.write(b"\0" * 128)
 
 
-def _prepare(path: Path, request: StoreRequest) -> _Prepared:
+def _prepare(path: Path, request: StoreRequest, extended_tags: Collection[int]) -> _Prepared:
     """CPU-bound part, run in a worker thread: parse the header, validate, build metadata JSON."""
     parsed = read_instance(path)
     ds = parsed.dataset
@@ -84,7 +88,7 @@ def _prepare(path: Path, request: StoreRequest) -> _Prepared:
         api_major=request.api_major,
         is_implicit_vr=parsed.is_implicit_vr,
         route_study_uid=request.route_study_uid,
-        indexed_tags=_CORE_TAGS,
+        indexed_tags=_CORE_TAGS | frozenset(extended_tags),
     )
     outcome.multiple_values_warning = result.multiple_values_in_indexed_tag
     if result.failed:
@@ -99,23 +103,26 @@ def _prepare(path: Path, request: StoreRequest) -> _Prepared:
     outcome.warning_reason = result.warning_reason
     outcome.comments = list(result.warning_comments)
     exclude = result.invalid_paths if request.api_major >= 2 else ()
-    metadata = json.dumps(dataset_to_json(ds, exclude=exclude), separators=(",", ":"))
+    metadata = dataset_to_json(ds, exclude=exclude)
     _zero_preamble(path)
-    return _Prepared(parsed, outcome, metadata)
+    return _Prepared(parsed, outcome, json.dumps(metadata, separators=(",", ":")), metadata)
 
 
 class StoreService:
     """Stores spooled instance files into the blob store and the index."""
 
-    def __init__(self, index: SqlIndex, blobs: BlobStore) -> None:
+    def __init__(self, index: SqlIndex, blobs: BlobStore, tags: SqlTagStore) -> None:
         self.index = index
         self.blobs = blobs
+        self.tags = tags
 
     async def store(self, path: Path, request: StoreRequest) -> StoreOutcome:
         """Store the DICOM file at ``path`` (consumed: moved into the blob store or deleted)."""
         try:
             try:
-                prepared = await asyncio.to_thread(_prepare, path, request)
+                # Extended query tags in force now: v1 fails instances whose values are invalid (§7.5).
+                extended = [t.definition.tag for t in await self.tags.active()]
+                prepared = await asyncio.to_thread(_prepare, path, request, extended)
             except InvalidDicomInstanceError as exc:
                 logger.info("rejected unreadable part: %s", exc.message)
                 # Unreadable part: 43264 with no UIDs and no FailedAttributesSequence (§2.3 step 1).
@@ -152,6 +159,7 @@ class StoreService:
             study_values=study_index_values(ds),
             series_values=series_index_values(ds),
             expires_at=request.expires_at,
+            metadata=prepared.metadata,
         )
         await self.blobs.put_file(blob_key, path)
         try:

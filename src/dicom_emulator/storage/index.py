@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
@@ -17,7 +17,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dicom_emulator.dicom.extended_tags import IndexedValue, extract_value
 from dicom_emulator.errors import InstanceAlreadyExistsError
+from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.models import (
     DEFAULT_PARTITION_KEY,
     DEFAULT_PARTITION_NAME,
@@ -27,6 +29,7 @@ from dicom_emulator.storage.models import (
     Series,
     Study,
 )
+from dicom_emulator.storage.tags_store import active_tags, write_value
 
 # Any constant: the advisory lock that orders change-feed commits (see _lock_feed).
 FEED_LOCK_ID = 0x44434D46
@@ -73,10 +76,8 @@ class NewInstance:
     study_values: dict[str, Any] = field(default_factory=dict)
     series_values: dict[str, Any] = field(default_factory=dict)
     expires_at: datetime | None = None
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+    # The parsed metadata_json, for extended-query-tag values (read inside the store transaction).
+    metadata: dict[str, Any] | None = None
 
 
 def _record(row: Instance) -> InstanceRecord:
@@ -169,6 +170,7 @@ class SqlIndex:
                     .where(Series.series_key == series_key)
                     .values(latest_watermark=watermark, **new.series_values)
                 )
+                await self._index_extended_tags(session, new, study_key, series_key, watermark)
                 await self._lock_feed(session)
                 session.add(
                     ChangeFeedEntry(
@@ -185,6 +187,20 @@ class SqlIndex:
             # Another writer committed the same identity between our check and our insert.
             raise InstanceAlreadyExistsError("The instance already exists.") from exc
         return watermark, old_blob
+
+    @staticmethod
+    async def _index_extended_tags(
+        session: AsyncSession, new: NewInstance, study_key: int, series_key: int, watermark: int
+    ) -> None:
+        """Index the new instance on every adding/ready tag, read in this transaction so a tag added
+        concurrently is either seen here or covered by its reindex (reference §7.5)."""
+        if new.metadata is None:
+            return
+        for tag in await active_tags(session):
+            value = extract_value(new.metadata, tag.definition)
+            # Invalid values were already failed (v1) or warned about and dropped (v2) by validation.
+            if isinstance(value, IndexedValue):
+                await write_value(session, tag, value, study_key=study_key, series_key=series_key, watermark=watermark)
 
     @staticmethod
     async def _lock_feed(session: AsyncSession) -> None:

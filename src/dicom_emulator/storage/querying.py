@@ -7,11 +7,14 @@ that are grouped afterwards), newest first by watermark (reference §4.5).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dicom_emulator.dicom.extended_tags import FLOAT_VRS, INTEGER_VRS
 from dicom_emulator.dicom.query import (
     Condition,
     DateRange,
@@ -22,7 +25,7 @@ from dicom_emulator.dicom.query import (
     Wildcard,
 )
 from dicom_emulator.dicom.tags import CORE_QUERY_TAGS_BY_TAG, MODALITIES_IN_STUDY, MODALITY, Level
-from dicom_emulator.storage.models import Instance, Series, Study
+from dicom_emulator.storage.models import ExtendedQueryTagValue, Instance, Series, Study
 
 # Core attribute → (column, fuzzy-words column); the level is implied by the table.
 _COLUMNS: dict[int, tuple[ColumnElement, ColumnElement | None]] = {  # type: ignore[type-arg]
@@ -46,12 +49,11 @@ def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def condition_clause(cond: Condition) -> ColumnElement[bool]:
-    """The WHERE clause of one condition on its column (values are already normalized)."""
-    column, words = _COLUMNS[cond.tag.tag]
+def _match(cond: Condition, column: Any, words: Any | None) -> ColumnElement[bool]:
+    """The WHERE clause of one condition on a value column (values are already normalized)."""
     if isinstance(cond, SingleValue):
         # PS3.4 C.2.2.2.1 single value matching; case-insensitive via normalized storage (§4.4).
-        return column == cond.value
+        return column == cond.value  # type: ignore[no-any-return]
     if isinstance(cond, DateRange):
         # PS3.4 C.2.2.2.5 range matching, inclusive bounds; normalized text compares in order.
         parts = []
@@ -70,14 +72,40 @@ def condition_clause(cond: Condition) -> ColumnElement[bool]:
     if isinstance(cond, Wildcard):
         # PS3.4 C.2.2.2.4 wild card matching ('*' any run, '?' one character), --loose only.
         pattern = "".join("%" if c == "*" else "_" if c == "?" else _like_escape(c) for c in cond.pattern)
-        return column.like(pattern, escape="\\")
+        return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
     if isinstance(cond, UidList):
         # PS3.4 C.2.2.2.2 list of UID matching, --loose only.
-        return column.in_(list(cond.uids))
+        return column.in_(list(cond.uids))  # type: ignore[no-any-return]
     raise TypeError(f"unsupported condition {cond!r}")
 
 
+def condition_clause(cond: Condition) -> ColumnElement[bool]:
+    """A condition on a core attribute's column."""
+    column, words = _COLUMNS[cond.tag.tag]
+    return _match(cond, column, words)
+
+
+def extended_clause(cond: Condition, tag_key: int) -> ColumnElement[bool]:
+    """A condition on an extended query tag: its value row at the tag's level must match (§7.5)."""
+    value = ExtendedQueryTagValue
+    if cond.tag.vr in INTEGER_VRS:
+        column = value.int_value
+    elif cond.tag.vr in FLOAT_VRS:
+        column = value.float_value
+    else:
+        column = value.text_value
+    if cond.tag.level is Level.STUDY:
+        owner = value.study_key == Study.study_key
+    elif cond.tag.level is Level.SERIES:
+        owner = value.series_key == Series.series_key
+    else:
+        owner = value.watermark == Instance.watermark
+    return exists().where(value.tag_key == tag_key, owner, _match(cond, column, value.words))
+
+
 def _level_of(cond: Condition) -> Level:
+    if cond.tag.extended:
+        return cond.tag.level
     column, _ = _COLUMNS[cond.tag.tag]
     table = column.table  # type: ignore[attr-defined]
     if table is Study.__table__:
@@ -108,6 +136,7 @@ async def search(
     partition_key: int,
     study_uid: str | None = None,
     series_uid: str | None = None,
+    extended_keys: Mapping[int, int] | None = None,
 ) -> list[SearchHit]:
     """Run a parsed QIDO query and return one page of hits."""
     by_level: dict[Level, list[ColumnElement[bool]]] = {Level.STUDY: [], Level.SERIES: [], Level.INSTANCE: []}
@@ -118,7 +147,11 @@ async def search(
             clause = condition_clause(replace(cond, tag=CORE_QUERY_TAGS_BY_TAG[MODALITY]))
             modality_filters.append(exists().where(Series.study_key == Study.study_key, clause))
             continue
-        by_level[_level_of(cond)].append(condition_clause(cond))
+        if cond.tag.extended:
+            assert extended_keys is not None
+            by_level[_level_of(cond)].append(extended_clause(cond, extended_keys[cond.tag.tag]))
+        else:
+            by_level[_level_of(cond)].append(condition_clause(cond))
     if study_uid is not None:
         by_level[Level.STUDY].append(Study.study_uid == study_uid)
     if series_uid is not None:

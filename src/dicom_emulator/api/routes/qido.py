@@ -27,11 +27,14 @@ async def _search(
     require_dicom_json(accept_header(request))
     study = validate_uid(study, "StudyInstanceUid") if study is not None else None
     series = validate_uid(series, "SeriesInstanceUid") if series is not None else None
-    query = runtime.search.parse(request.query_params.multi_items(), resource, study_uid=study, series_uid=series)
-    results = await runtime.search.search(query, api_major=api.major, study_uid=study, series_uid=series)
+    params = request.query_params.multi_items()
+    search = await runtime.search.parse(params, resource, study_uid=study, series_uid=series)
+    results = await runtime.search.search(search, api_major=api.major, study_uid=study, series_uid=series)
+    # Filters on extended query tags that have indexing errors are named in this header (§4.7).
+    headers = {"erroneous-dicom-attributes": ",".join(search.erroneous_keys)} if search.erroneous_keys else None
     if not results:
-        return Response(status_code=204)
-    return Response(content=json.dumps(results).encode(), media_type="application/dicom+json")
+        return Response(status_code=204, headers=headers)
+    return Response(content=json.dumps(results).encode(), media_type="application/dicom+json", headers=headers)
 
 
 @router.get("/{version}/studies")

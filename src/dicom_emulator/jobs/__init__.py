@@ -1,0 +1,1 @@
+"""Background work: an in-process runner over job rows, plus periodic sweeps."""

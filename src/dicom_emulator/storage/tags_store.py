@@ -1,0 +1,214 @@
+"""Extended query tags in SQL: definitions, indexed values and reindex errors (reference §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dicom_emulator.dicom.extended_tags import MAX_EXTENDED_QUERY_TAGS, IndexedValue, TagDefinition
+from dicom_emulator.dicom.tags import Level
+from dicom_emulator.errors import ConflictError, ServiceUnavailableError
+from dicom_emulator.storage.clock import utcnow
+from dicom_emulator.storage.models import ExtendedQueryTag, ExtendedQueryTagError, ExtendedQueryTagValue
+
+STATUS_ADDING = "adding"
+STATUS_READY = "ready"
+STATUS_DELETING = "deleting"
+QUERY_ENABLED = "enabled"
+QUERY_DISABLED = "disabled"
+
+
+class TooManyTagsError(ServiceUnavailableError):
+    """Azure's 128-tag limit falls through to its generic server-error branch: 503 (reference §7.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TagRecord:
+    tag_key: int
+    path: str
+    vr: str
+    level: str
+    private_creator: str | None
+    status: str
+    query_status: str
+    error_count: int
+    operation_id: str | None
+
+    @property
+    def definition(self) -> TagDefinition:
+        return TagDefinition(self.path, self.vr, Level(self.level), self.private_creator)
+
+
+@dataclass(frozen=True, slots=True)
+class TagErrorRecord:
+    partition_key: int
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    created_at: datetime
+    error_message: str
+
+
+def _record(row: ExtendedQueryTag) -> TagRecord:
+    return TagRecord(
+        tag_key=row.tag_key,
+        path=row.path,
+        vr=row.vr,
+        level=row.level,
+        private_creator=row.private_creator,
+        status=row.status,
+        query_status=row.query_status,
+        error_count=row.error_count,
+        operation_id=row.operation_id,
+    )
+
+
+async def active_tags(session: AsyncSession) -> list[TagRecord]:
+    """Tags that new instances must be indexed on: adding (reindex running) and ready."""
+    rows = await session.execute(
+        select(ExtendedQueryTag)
+        .where(ExtendedQueryTag.status.in_((STATUS_ADDING, STATUS_READY)))
+        .order_by(ExtendedQueryTag.tag_key)
+    )
+    return [_record(r) for r in rows.scalars().all()]
+
+
+async def write_value(
+    session: AsyncSession,
+    tag: TagRecord,
+    value: IndexedValue,
+    *,
+    study_key: int,
+    series_key: int,
+    watermark: int,
+) -> None:
+    """Index one value at the tag's level; study/series values are replaced (latest wins, §4.5)."""
+    owner: dict[str, int | None] = {"study_key": None, "series_key": None, "watermark": None}
+    if tag.level == Level.STUDY:
+        owner["study_key"] = study_key
+        column = ExtendedQueryTagValue.study_key
+        key = study_key
+    elif tag.level == Level.SERIES:
+        owner["series_key"] = series_key
+        column = ExtendedQueryTagValue.series_key
+        key = series_key
+    else:
+        owner["watermark"] = watermark
+        column = ExtendedQueryTagValue.watermark
+        key = watermark
+    await session.execute(
+        delete(ExtendedQueryTagValue).where(ExtendedQueryTagValue.tag_key == tag.tag_key, column == key)
+    )
+    session.add(
+        ExtendedQueryTagValue(
+            tag_key=tag.tag_key,
+            text_value=value.text_value,
+            words=value.words,
+            int_value=value.int_value,
+            float_value=value.float_value,
+            **owner,
+        )
+    )
+
+
+class SqlTagStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def list(self, limit: int, offset: int) -> list[TagRecord]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(ExtendedQueryTag).order_by(ExtendedQueryTag.tag_key).offset(offset).limit(limit)
+            )
+            return [_record(r) for r in rows.scalars().all()]
+
+    async def get(self, path: str) -> TagRecord | None:
+        async with self.sessions() as session:
+            row = await session.scalar(select(ExtendedQueryTag).where(ExtendedQueryTag.path == path))
+            return _record(row) if row is not None else None
+
+    async def active(self) -> list[TagRecord]:
+        async with self.sessions() as session:
+            return await active_tags(session)
+
+    async def ready(self) -> list[TagRecord]:
+        async with self.sessions() as session:
+            rows = await session.execute(select(ExtendedQueryTag).where(ExtendedQueryTag.status == STATUS_READY))
+            return [_record(r) for r in rows.scalars().all()]
+
+    async def add(self, session: AsyncSession, definitions: Sequence[TagDefinition], operation_id: str) -> list[int]:
+        """Insert the tags as 'adding' inside the caller's transaction (with its reindex job row)."""
+        paths = [d.path for d in definitions]
+        existing = await session.scalar(
+            select(func.count()).select_from(ExtendedQueryTag).where(ExtendedQueryTag.path.in_(paths))
+        )
+        if existing:
+            raise ConflictError("One or more extended query tags already exist.")
+        total = await session.scalar(select(func.count()).select_from(ExtendedQueryTag)) or 0
+        if total + len(definitions) > MAX_EXTENDED_QUERY_TAGS:
+            raise TooManyTagsError(f"Extended query tags exceeds max allowed count '{MAX_EXTENDED_QUERY_TAGS}'.")
+        for definition in definitions:
+            session.add(
+                ExtendedQueryTag(
+                    path=definition.path,
+                    vr=definition.vr,
+                    private_creator=definition.private_creator,
+                    level=definition.level.value,
+                    status=STATUS_ADDING,
+                    query_status=QUERY_ENABLED,
+                    error_count=0,
+                    operation_id=operation_id,
+                    created_at=utcnow(),
+                )
+            )
+        await session.flush()
+        rows = await session.execute(select(ExtendedQueryTag.tag_key).where(ExtendedQueryTag.path.in_(paths)))
+        return [r[0] for r in rows.all()]
+
+    async def set_query_status(self, path: str, status: str) -> TagRecord | None:
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(ExtendedQueryTag).where(ExtendedQueryTag.path == path).values(query_status=status)
+            )
+            row = await session.scalar(select(ExtendedQueryTag).where(ExtendedQueryTag.path == path))
+            return _record(row) if row is not None else None
+
+    async def delete(self, path: str) -> bool:
+        """Mark the tag deleting (queries stop seeing it), then drop it with its values and errors."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(ExtendedQueryTag).where(ExtendedQueryTag.path == path).values(status=STATUS_DELETING)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+        async with self.sessions.begin() as session:
+            key = await session.scalar(select(ExtendedQueryTag.tag_key).where(ExtendedQueryTag.path == path))
+            await session.execute(delete(ExtendedQueryTagValue).where(ExtendedQueryTagValue.tag_key == key))
+            await session.execute(delete(ExtendedQueryTagError).where(ExtendedQueryTagError.tag_key == key))
+            await session.execute(delete(ExtendedQueryTag).where(ExtendedQueryTag.tag_key == key))
+        return True
+
+    async def errors(self, tag_key: int, limit: int, offset: int) -> list[TagErrorRecord]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(ExtendedQueryTagError)
+                .where(ExtendedQueryTagError.tag_key == tag_key)
+                .order_by(ExtendedQueryTagError.error_key)
+                .offset(offset)
+                .limit(limit)
+            )
+            return [
+                TagErrorRecord(
+                    partition_key=r.partition_key,
+                    study_uid=r.study_uid,
+                    series_uid=r.series_uid,
+                    sop_uid=r.sop_uid,
+                    created_at=r.created_at,
+                    error_message=r.error_message,
+                )
+                for r in rows.scalars().all()
+            ]
