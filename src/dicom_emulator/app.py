@@ -84,7 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             deleter = DeleteService(index, blobs)
             runner = JobRunner(
                 jobs,
-                {REINDEX: ReindexHandler(sessions, jobs, batch_size=settings.reindex_batch_size)},
+                {
+                    REINDEX: ReindexHandler(
+                        sessions, jobs, batch_size=settings.reindex_batch_size, pause=settings.reindex_batch_pause
+                    )
+                },
                 poll_interval=settings.job_poll_interval,
                 lease=timedelta(seconds=settings.job_lease_seconds),
                 periodic=[(settings.expiry_interval_seconds, ExpirySweep(sessions, deleter))],

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # How often studies past their msdicom-expiry time are deleted.
     expiry_interval_seconds: float = Field(default=60.0, gt=0)
     reindex_batch_size: int = Field(default=100, ge=1)
+    # Pause between reindex batches (seconds): throttles a reindex so it leaves the database to the API.
+    reindex_batch_pause: float = Field(default=0.0, ge=0)
     # Database connection pool size per process (PostgreSQL only).
     pool_size: int = Field(default=10, ge=1)
 

@@ -7,6 +7,7 @@ the job's cursor together; an interrupted job resumes after the last committed b
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -31,10 +32,18 @@ BATCH_SIZE = 100  # instances per transaction
 
 
 class ReindexHandler:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], jobs: SqlJobStore, *, batch_size: int = BATCH_SIZE):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        jobs: SqlJobStore,
+        *,
+        batch_size: int = BATCH_SIZE,
+        pause: float = 0.0,
+    ) -> None:
         self.sessions = sessions
         self.jobs = jobs
         self.batch_size = batch_size
+        self.pause = pause
 
     async def _tags(self, keys: list[int]) -> list[TagRecord]:
         async with self.sessions() as session:
@@ -87,6 +96,8 @@ class ReindexHandler:
             # the tag was being added may have missed it at store time (idempotent either way).
             if len(rows) < self.batch_size:
                 break
+            if self.pause:
+                await asyncio.sleep(self.pause)
         await self._complete(tags)
         return None
 
