@@ -235,3 +235,18 @@ async def test_multiple_values_warning_header(client: httpx.AsyncClient) -> None
 async def test_expiry_headers_validated(client: httpx.AsyncClient, headers: dict[str, str], status: int) -> None:
     r = await stow(client, [make_instance()], headers=headers)
     assert r.status_code == status
+
+
+async def test_not_emulated_routes_answer_clearly(client: httpx.AsyncClient) -> None:
+    body = {"studyInstanceUids": ["1.2.3"], "changeDataset": {}}
+    r = await client.post("/v2/studies/$bulkupdate", json=body)
+    assert (r.status_code, r.text) == (501, "Bulk update ($bulkUpdate) is not emulated by dicom-emulator.")
+    assert (await client.post("/v2/studies/$bulkUpdate", json=body)).status_code == 501
+    r = await client.post("/v1/studies/$bulkUpdate", json=body)
+    assert (r.status_code, r.content) == (404, b"")
+    r = await client.post("/v2/export", json={})
+    assert (r.status_code, r.text) == (501, "Export is not emulated by dicom-emulator.")
+    r = await client.get("/v2/partitions")
+    assert (r.status_code, r.text) == (400, "Data partitions feature is disabled.")
+    r = await client.get("/v2/partitions/Microsoft.Default/studies", headers=ACCEPT)
+    assert (r.status_code, r.text) == (400, "Data partitions feature is disabled.")

@@ -8,6 +8,7 @@ from dicom_emulator.api.routes import (
     changefeed,
     delete,
     extended_query_tags,
+    not_emulated,
     operations,
     qido,
     stow,
@@ -19,6 +20,6 @@ from dicom_emulator.api.routes import (
 def build_router() -> APIRouter:
     router = APIRouter()
     router.include_router(system.router)
-    for area in (qido, stow, wado, delete, changefeed, extended_query_tags, operations):
+    for area in (qido, stow, wado, delete, changefeed, extended_query_tags, operations, not_emulated):
         router.include_router(area.router)
     return router

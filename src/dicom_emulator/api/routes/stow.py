@@ -11,6 +11,7 @@ from starlette.responses import Response
 from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header, warning_header
 from dicom_emulator.api.multipart import SpooledPart, read_multipart, spool_body
 from dicom_emulator.api.negotiation import parse_stow_content_type, require_dicom_json
+from dicom_emulator.api.routes.not_emulated import BULK_UPDATE, bulk_update
 from dicom_emulator.dicom.identifiers import validate_uid
 from dicom_emulator.dicom.stow_response import build_store_response, store_status
 from dicom_emulator.errors import BadRequestError, UnsupportedMediaTypeError
@@ -122,6 +123,8 @@ async def store_instances(request: Request, api: ApiDep, runtime: RuntimeDep) ->
 @router.post("/{version}/studies/{study}")
 async def store_study_instances(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
     """Store instances of one study (STOW-RS)."""
+    if study.lower() == BULK_UPDATE:
+        return bulk_update(api)
     return await _store(request, api, runtime, study, replace=False)
 
 
