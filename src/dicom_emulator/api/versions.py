@@ -9,6 +9,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dicom_emulator.dicom.identifiers import uid_error_message
+
 # URL segment → major version. v1.0-prerelease behaves exactly like v1 (reference §1.1).
 SUPPORTED_VERSIONS: dict[str, int] = {"v1.0-prerelease": 1, "v1": 1, "v1.0": 1, "v2": 2, "v2.0": 2}
 SUPPORTED_VERSIONS_HEADER = "1.0-prerelease, 1, 2"
@@ -61,6 +63,10 @@ class VersionGuardMiddleware:
         if not versioned:
             await self.app(scope, receive, send)
             return
+        bad_uid = _encoded_slash_uid(scope.get("raw_path") or b"")
+        if bad_uid is not None:
+            await _send_text(send, 400, uid_error_message(bad_uid))
+            return
 
         async def send_with_header(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -70,6 +76,24 @@ class VersionGuardMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+_UID_SEGMENTS = {b"studies": "StudyInstanceUid", b"series": "SeriesInstanceUid", b"instances": "SopInstanceUid"}
+
+
+def _encoded_slash_uid(raw_path: bytes) -> str | None:
+    """The name of a UID route segment holding an encoded '/'.
+
+    Kestrel keeps ``%2F`` encoded inside a segment, so Azure sees ``..%2F..`` as one (invalid) UID and
+    answers 400; uvicorn decodes it before routing, which would turn it into a 404 here.
+    """
+    if b"%2f" not in raw_path.lower():
+        return None
+    segments = raw_path.split(b"/")
+    for previous, segment in zip(segments, segments[1:], strict=False):
+        if b"%2f" in segment.lower() and previous in _UID_SEGMENTS:
+            return _UID_SEGMENTS[previous]
+    return None
 
 
 async def _send_text(send: Send, status: int, text: str) -> None:

@@ -49,6 +49,17 @@ def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# PN values are at most 3 groups × 64 characters, so no name has more words than this.
+MAX_NAME_WORDS = 200
+
+
+def essential_words(words: tuple[str, ...]) -> list[str]:
+    """Query words that still constrain the match: a word that prefixes another query word is implied
+    by it. Each remaining word needs a different word of the name (no word starts with two of them)."""
+    unique = sorted(set(words))
+    return [w for w in unique if not any(o != w and o.startswith(w) for o in unique)]
+
+
 def _match(cond: Condition, column: Any, words: Any | None) -> ColumnElement[bool]:
     """The WHERE clause of one condition on a value column (values are already normalized)."""
     if isinstance(cond, SingleValue):
@@ -65,10 +76,12 @@ def _match(cond: Condition, column: Any, words: Any | None) -> ColumnElement[boo
     if isinstance(cond, FuzzyName):
         # Azure fuzzy PN: every query word must prefix-match a word of the name (§4.4).
         target = words if words is not None else column
-        if not cond.words:
-            # A value made only of separators names no word, so nothing can prefix-match it.
+        needed = essential_words(cond.words)
+        if not needed or len(needed) > MAX_NAME_WORDS:
+            # No word names nothing; more words than any name holds can never all match (and would
+            # exceed SQLite's expression depth).
             return false()
-        return and_(*(target.like(f"% {_like_escape(w)}%", escape="\\") for w in cond.words))
+        return and_(*(target.like(f"% {_like_escape(w)}%", escape="\\") for w in needed))
     if isinstance(cond, Wildcard):
         # PS3.4 C.2.2.2.4 wild card matching ('*' any run, '?' one character), --loose only.
         pattern = "".join("%" if c == "*" else "_" if c == "?" else _like_escape(c) for c in cond.pattern)
