@@ -115,7 +115,7 @@ async def test_bad_accept_is_406(client: httpx.AsyncClient, accept: str | None) 
         request.headers["Accept"] = accept
     r = await client.send(request)
     assert r.status_code == 406
-    assert r.text == "The request headers are not acceptable"
+    assert r.content == b""  # Azure's Accept filter gives a bare 406
 
 
 async def test_empty_multipart_is_204(client: httpx.AsyncClient) -> None:

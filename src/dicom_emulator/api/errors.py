@@ -46,7 +46,10 @@ def status_for(exc: EmulatorError) -> int:
 
 
 def error_response(status: int, message: str) -> Response:
-    # Azure answers errors with the bare message as text/plain (ASP.NET ContentResult), not JSON.
+    # Azure answers errors with the bare message as text/plain (ASP.NET ContentResult), not JSON;
+    # an empty message stands for a bare status code result (no body, no Content-Type).
+    if not message:
+        return Response(status_code=status)
     return PlainTextResponse(message, status_code=status)
 
 

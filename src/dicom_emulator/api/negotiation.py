@@ -197,10 +197,11 @@ def require_dicom_json(accept: str | None) -> None:
     """§1.4 Accept filter (STOW, metadata, QIDO, workitems): some range must match ``application/dicom+json``.
 
     ``q`` is ignored (Azure's filter ignores it, so ``q=0`` still matches). No header → 406 [test].
+    The filter answers with a bare ``StatusCodeResult(406)``: no body (AcceptContentFilterAttribute).
     """
     if any(media_range.media_type in _DICOM_JSON_MATCHES for media_range in parse_accept(accept)):
         return
-    raise NotAcceptableError(NOT_ACCEPTABLE_MESSAGE)
+    raise NotAcceptableError("")
 
 
 # --- §3.2 WADO-RS retrieve negotiation ---------------------------------------------------------------

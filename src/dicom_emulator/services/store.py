@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import shutil
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from typing import Any
 from pydicom import Dataset
 
 from dicom_emulator.dicom import status
+from dicom_emulator.dicom.frames import frames_json_for
 from dicom_emulator.dicom.identifiers import is_valid_uid
 from dicom_emulator.dicom.indexing import number_of_frames, series_index_values, study_index_values
 from dicom_emulator.dicom.json_model import dataset_to_json
@@ -55,6 +58,7 @@ class _Prepared:
     outcome: StoreOutcome
     metadata_json: str = ""
     metadata: dict[str, Any] | None = None
+    frames_json: str | None = None
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
@@ -65,16 +69,29 @@ def _text(ds: Dataset, keyword: str) -> str | None:
 
 
 def _zero_preamble(path: Path) -> None:
-    """Azure replaces the 128-byte preamble of stored files with zeros (reference §1.4)."""
+    """Azure replaces the 128-byte preamble of stored files with zeros (reference §1.4).
+
+    A file sent without preamble but with its file meta group (0002) gets one, as Azure's writer
+    always produces a Part 10 file; clients such as pydicom's dcmread expect it on retrieve.
+    """
     with open(path, "r+b") as fh:
         head = fh.read(132)
         if len(head) == 132 and head[128:132] == b"DICM":
             fh.seek(0)
             fh.write(b"\0" * 128)
+            return
+    if head[:2] == b"\x02\x00":
+        tmp = path.with_suffix(".preamble")
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            dst.write(b"\0" * 128 + b"DICM")
+            shutil.copyfileobj(src, dst, 1024 * 1024)
+        os.replace(tmp, path)
 
 
 def _prepare(path: Path, request: StoreRequest, extended_tags: Collection[int]) -> _Prepared:
     """CPU-bound part, run in a worker thread: parse the header, validate, build metadata JSON."""
+    # First, so every offset read below (pixel data, frames) is an offset in the stored file.
+    _zero_preamble(path)
     parsed = read_instance(path)
     ds = parsed.dataset
     outcome = StoreOutcome(
@@ -104,8 +121,10 @@ def _prepare(path: Path, request: StoreRequest, extended_tags: Collection[int]) 
     outcome.comments = list(result.warning_comments)
     exclude = result.invalid_paths if request.api_major >= 2 else ()
     metadata = dataset_to_json(ds, exclude=exclude)
-    _zero_preamble(path)
-    return _Prepared(parsed, outcome, json.dumps(metadata, separators=(",", ":")), metadata)
+    # Frame byte ranges, so frame retrieval never parses the file (DESIGN.md invariant 4, reference §3.4).
+    with open(path, "rb") as fh:
+        frames_json = frames_json_for(fh, parsed)
+    return _Prepared(parsed, outcome, json.dumps(metadata, separators=(",", ":")), metadata, frames_json)
 
 
 class StoreService:
@@ -160,6 +179,7 @@ class StoreService:
             series_values=series_index_values(ds),
             expires_at=request.expires_at,
             metadata=prepared.metadata,
+            frames_json=prepared.frames_json,
         )
         await self.blobs.put_file(blob_key, path)
         try:

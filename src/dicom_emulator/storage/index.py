@@ -53,6 +53,8 @@ class InstanceRecord:
     size: int
     number_of_frames: int | None
     metadata_json: str
+    # Frame byte ranges (dicom/frames.py JSON); None when unknown (computed on demand).
+    frames_json: str | None = None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -78,6 +80,8 @@ class NewInstance:
     expires_at: datetime | None = None
     # The parsed metadata_json, for extended-query-tag values (read inside the store transaction).
     metadata: dict[str, Any] | None = None
+    # Frame byte ranges computed at store time (dicom/frames.py JSON; "[]" = no frames, None = unknown).
+    frames_json: str | None = None
 
 
 def _record(row: Instance) -> InstanceRecord:
@@ -93,6 +97,7 @@ def _record(row: Instance) -> InstanceRecord:
         size=row.size,
         number_of_frames=row.number_of_frames,
         metadata_json=row.metadata_json,
+        frames_json=row.frames_json,
     )
 
 
@@ -154,6 +159,7 @@ class SqlIndex:
                     size=new.size,
                     number_of_frames=new.number_of_frames,
                     metadata_json=new.metadata_json,
+                    frames_json=new.frames_json,
                     created_at=utcnow(),
                 )
                 session.add(row)

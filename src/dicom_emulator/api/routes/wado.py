@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -12,17 +11,13 @@ from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header
 from dicom_emulator.api.multipart import new_boundary, write_multipart
 from dicom_emulator.api.negotiation import RetrieveResource, negotiate_retrieve, require_dicom_json
 from dicom_emulator.dicom.identifiers import validate_uid
-from dicom_emulator.dicom.transcode import transcode
 from dicom_emulator.errors import NotAcceptableError
 from dicom_emulator.runtime import Runtime
+from dicom_emulator.services.pixels import PixelService
 from dicom_emulator.storage.index import InstanceRecord
 
 router = APIRouter(tags=["WADO-RS"])
 
-SIZE_LIMIT_MESSAGE = (
-    "Requested DICOM instance size is above the supported limit of {limit}. The entire instance can be "
-    "retrieved with the original transfer syntax by specifying 'transfer-syntax=*' in the Accept header."
-)
 MULTIPLE_INSTANCES_MESSAGE = (
     "Accept transfer syntax '{ts}' is not supported when multiple instances are matched. Matching instances "
     "can be retrieved with their original transfer syntax by specifying 'transfer-syntax=*' in the Accept header."
@@ -30,20 +25,21 @@ MULTIPLE_INSTANCES_MESSAGE = (
 
 
 async def _instance_body(runtime: Runtime, record: InstanceRecord, ts: str) -> tuple[str, AsyncIterator[bytes]]:
-    """The bytes of one instance in transfer syntax ``ts`` ('*' = as stored), and the syntax sent."""
+    """The bytes of one instance in transfer syntax ``ts`` ('*' = as stored), and the syntax sent.
+
+    Transcoding (size limit, then codecs; 406 on failure) is done before this returns, frame by frame into
+    a spool file, so memory stays bounded and a failure is still a clean 406 (services/pixels.py).
+    """
     stored_ts = record.transfer_syntax or ""
     if ts in ("*", stored_ts):
         return stored_ts, runtime.blobs.read(record.blob_key)
-    if record.size > runtime.settings.max_transcode_size:
-        raise NotAcceptableError(SIZE_LIMIT_MESSAGE.format(limit=runtime.settings.max_transcode_size))
-    path = runtime.blobs.local_path(record.blob_key)
-    source = path if path is not None else await runtime.blobs.read_bytes(record.blob_key)
-    data = await asyncio.to_thread(transcode, source, ts)
-
-    async def one() -> AsyncIterator[bytes]:
-        yield data
-
-    return ts, one()
+    pixels = PixelService(
+        runtime.retrieve,
+        runtime.blobs,
+        spool_dir=runtime.spool_dir,
+        max_transcode_size=runtime.settings.max_transcode_size,
+    )
+    return ts, await pixels.transcoded_instance(record, ts)
 
 
 async def _retrieve(
