@@ -18,6 +18,7 @@ from dicom_emulator.api.errors import install_error_handlers
 from dicom_emulator.api.versions import VersionGuardMiddleware
 from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
+from dicom_emulator.dimse.gateway import DimseGateway
 from dicom_emulator.jobs.expiry import ExpirySweep
 from dicom_emulator.jobs.reindex import REINDEX, ReindexHandler
 from dicom_emulator.jobs.runner import JobRunner
@@ -29,11 +30,13 @@ from dicom_emulator.services.operations import OperationService
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
+from dicom_emulator.services.workitems import WorkitemService
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
 from dicom_emulator.storage.db import create_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.jobs import SqlJobStore
 from dicom_emulator.storage.tags_store import SqlTagStore
+from dicom_emulator.storage.workitem_store import SqlWorkitemStore
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.resolved_database_url, pool_size=settings.pool_size)
         tmp: tempfile.TemporaryDirectory[str] | None = None
         runner: JobRunner | None = None
+        gateway: DimseGateway | None = None
         try:
             await migrate(engine)
             index = SqlIndex(session_factory(engine))
@@ -107,11 +111,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 extended_query_tags=ExtendedQueryTagService(tags, jobs),
                 operations=OperationService(jobs),
                 jobs_runner=runner,
+                workitems=WorkitemService(SqlWorkitemStore(index.sessions)),
             )
             runner.start()
+            if settings.dimse_enabled:
+                assert settings.dimse_port is not None
+                gateway = DimseGateway(
+                    app.state.runtime, host=settings.host, port=settings.dimse_port, ae_title=settings.ae_title
+                )
+                await gateway.start()
             logger.info("dicom-emulator %s ready: %s", __version__, settings.describe())
             yield
         finally:
+            if gateway is not None:
+                await gateway.stop()
             if runner is not None:
                 await runner.stop()
             await engine.dispose()

@@ -26,6 +26,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--loose", action="store_true", default=None, help="allow QIDO wildcards and UID lists (not in Azure)"
     )
+    serve.add_argument(
+        "--dimse-port",
+        type=int,
+        metavar="PORT",
+        help="DIMSE port (C-STORE, C-FIND, C-GET, MWL, MPPS); 0 = off (default)",
+    )
+    serve.add_argument("--ae-title", help="AE title of the DIMSE gateway (default DICOM_EMULATOR)")
     verbosity = serve.add_mutually_exclusive_group()
     verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
     verbosity.add_argument("--debug", action="store_true", help="debug logging")
@@ -34,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "database_url", "in_memory", "loose"):
+    for name in ("host", "port", "data_dir", "database_url", "in_memory", "loose", "dimse_port", "ae_title"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value

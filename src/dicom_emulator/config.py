@@ -14,6 +14,7 @@ DEFAULT_DATA_DIR = Path("dicom-data")
 MAX_STOW_PART_SIZE = 2 * 1024**3
 # Transcode/render source size limit (reference §3.2, §10.5).
 MAX_TRANSCODE_SIZE = 100 * 1024**2
+DEFAULT_AE_TITLE = "DICOM_EMULATOR"
 
 
 class Settings(BaseSettings):
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
     reindex_batch_pause: float = Field(default=0.0, ge=0)
     # Database connection pool size per process (PostgreSQL only).
     pool_size: int = Field(default=10, ge=1)
+    # DIMSE gateway (C-ECHO, C-STORE, C-FIND, C-GET, MWL, MPPS): TCP port, None or 0 = off; and its AE title.
+    dimse_port: int | None = Field(default=None, ge=0, le=65535)
+    ae_title: str = DEFAULT_AE_TITLE
 
     @model_validator(mode="before")
     @classmethod
@@ -61,7 +65,16 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.database_url:
             self.database_url = normalize_database_url(self.database_url)
+        # PS3.5 Table 6.2-1, AE: 1-16 characters, no backslash or control characters, not only spaces.
+        title = self.ae_title.strip()
+        if not title or len(self.ae_title) > 16 or any(c == "\\" or not " " <= c <= "~" for c in self.ae_title):
+            raise ValueError(f"ae_title {self.ae_title!r}: 1-16 printable ASCII characters, no backslash")
+        self.ae_title = title
         return self
+
+    @property
+    def dimse_enabled(self) -> bool:
+        return bool(self.dimse_port)
 
     @property
     def resolved_database_url(self) -> str:
@@ -95,6 +108,7 @@ class Settings(BaseSettings):
             "database": url,
             "blobs": "memory" if self.in_memory else str(self.blob_dir.resolve()),
             "loose": self.loose,
+            "dimse": f"{self.ae_title}@{self.host}:{self.dimse_port}" if self.dimse_enabled else "off",
         }
 
 

@@ -14,6 +14,7 @@ from dicom_emulator.services.operations import OperationService
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
+from dicom_emulator.services.workitems import WorkitemService
 from dicom_emulator.storage.blobs import BlobStore
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.tags_store import SqlTagStore
@@ -36,3 +37,4 @@ class Runtime:
     extended_query_tags: ExtendedQueryTagService
     operations: OperationService
     jobs_runner: JobRunner
+    workitems: WorkitemService

@@ -8,18 +8,33 @@ from dicom_emulator.api.routes import (
     changefeed,
     delete,
     extended_query_tags,
+    frames,
     not_emulated,
     operations,
     qido,
+    rendered,
     stow,
     system,
     wado,
+    workitems,
 )
 
 
 def build_router() -> APIRouter:
     router = APIRouter()
     router.include_router(system.router)
-    for area in (qido, stow, wado, delete, changefeed, extended_query_tags, operations, not_emulated):
+    for area in (
+        qido,
+        stow,
+        wado,
+        frames,
+        rendered,
+        delete,
+        changefeed,
+        extended_query_tags,
+        operations,
+        workitems,
+        not_emulated,
+    ):
         router.include_router(area.router)
     return router

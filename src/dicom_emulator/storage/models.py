@@ -239,3 +239,70 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Workitem(Base):
+    """A UPS-RS workitem (reference §9): the whole dataset as DICOM JSON plus normalized search columns.
+
+    The search columns are written by ``dicom.ups.index_values`` and compared with values normalized the same
+    way (``dicom.ups.parse_workitem_query``). Columns ending in ``_codes``/``_numbers``/``_ids`` come from a
+    sequence and hold the normalized value of every item, backslash-delimited and backslash-framed
+    (``\\ACC1\\ACC2\\``), since any item may match (Azure indexes one row per item). ``version`` grows with
+    every change and guards updates (optimistic concurrency: a writer that read an older version gets a 409).
+    """
+
+    __tablename__ = "workitems"
+    __table_args__ = (
+        UniqueConstraint("partition_key", "sop_uid", name="uq_workitems_partition_uid"),
+        Index("ix_workitems_state_start", "partition_key", "state", "scheduled_start"),
+        Index("ix_workitems_patient_id", "patient_id"),
+        Index("ix_workitems_patient_name", "patient_name"),
+        Index("ix_workitems_study_uid", "study_uid"),
+        {"sqlite_autoincrement": True},
+    )
+
+    workitem_key: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partition_key: Mapped[int] = mapped_column(Integer, default=DEFAULT_PARTITION_KEY)
+    sop_uid: Mapped[str] = mapped_column(String())
+    # Set by the claim (Change State to IN PROGRESS); never returned to clients.
+    transaction_uid: Mapped[str | None] = mapped_column(String())
+    state: Mapped[str] = mapped_column(String())  # Procedure Step State (0074,1000)
+    patient_name: Mapped[str | None] = mapped_column(String())
+    patient_name_words: Mapped[str | None] = mapped_column(String())
+    patient_id: Mapped[str | None] = mapped_column(String())
+    accession_numbers: Mapped[str | None] = mapped_column(String())  # ReferencedRequestSequence > AccessionNumber
+    requested_procedure_ids: Mapped[str | None] = mapped_column(String())  # ReferencedRequestSequence > ...ID
+    scheduled_start: Mapped[str | None] = mapped_column(String())  # 'YYYYMMDDHHMMSS.ffffff'
+    station_name_codes: Mapped[str | None] = mapped_column(String())  # (0040,4025) > CodeValue
+    station_class_codes: Mapped[str | None] = mapped_column(String())  # (0040,4026) > CodeValue
+    station_location_codes: Mapped[str | None] = mapped_column(String())  # (0040,4027) > CodeValue
+    study_uid: Mapped[str | None] = mapped_column(String())
+    dataset_json: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PerformedProcedureStep(Base):
+    """A Modality Performed Procedure Step instance (PS3.4 Annex F) created by a DIMSE N-CREATE.
+
+    ``dataset_json`` holds its attributes as DICOM JSON; ``workitem_uids`` the JSON list of the UPS workitems its
+    Scheduled Step Attributes referred to (driven to IN PROGRESS, then COMPLETED or CANCELED). ``version`` grows
+    with every N-SET and guards concurrent updates, as for workitems.
+    """
+
+    __tablename__ = "performed_procedure_steps"
+    __table_args__ = (
+        UniqueConstraint("partition_key", "sop_uid", name="uq_performed_procedure_steps_partition_uid"),
+        {"sqlite_autoincrement": True},
+    )
+
+    mpps_key: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partition_key: Mapped[int] = mapped_column(Integer, default=DEFAULT_PARTITION_KEY)
+    sop_uid: Mapped[str] = mapped_column(String())
+    status: Mapped[str] = mapped_column(String())  # Performed Procedure Step Status (0040,0252)
+    workitem_uids: Mapped[str] = mapped_column(Text, default="[]")
+    dataset_json: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

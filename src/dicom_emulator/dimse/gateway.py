@@ -1,0 +1,172 @@
+"""The DIMSE gateway: a pynetdicom Application Entity started and stopped by the app lifespan.
+
+Threading model: pynetdicom accepts associations on its own server thread and runs each association, and so
+every event handler, on a thread of its own. The domain services are async and bound to the app's event loop
+(their database engine and sessions belong to it), so a handler never runs them itself: :class:`LoopBridge`
+submits the coroutine to that loop with ``asyncio.run_coroutine_threadsafe`` and blocks the association thread
+until it finishes. The loop is never blocked by DIMSE work, and HTTP and DIMSE requests share one engine, one
+blob store and one change feed. Shutdown (``server.shutdown()`` joins the server thread and aborts associations)
+runs in a worker thread, so handlers waiting on the loop can still finish meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from pydicom.uid import (
+    JPEG2000,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import (
+    ModalityPerformedProcedureStep,
+    ModalityWorklistInformationFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    Verification,
+)
+from pynetdicom.transport import ThreadedAssociationServer
+
+from dicom_emulator.dimse import handlers
+from dicom_emulator.dimse.mpps import MppsService
+from dicom_emulator.errors import ServiceUnavailableError
+from dicom_emulator.runtime import Runtime
+from dicom_emulator.services.search import SearchService
+from dicom_emulator.storage.mpps_store import SqlMppsStore
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long a handler waits for a service call on the loop before answering "out of resources".
+HANDLER_TIMEOUT = 300.0  # seconds
+MAX_ASSOCIATIONS = 32  # concurrent associations accepted
+
+UNCOMPRESSED_TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian]
+# C-STORE accepts the data as sent (never transcoded on store): uncompressed plus the common compressed syntaxes.
+STORAGE_TRANSFER_SYNTAXES = [
+    *UNCOMPRESSED_TRANSFER_SYNTAXES,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+]
+
+
+class LoopBridge:
+    """Run coroutines on the app's event loop from pynetdicom's threads."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float = HANDLER_TIMEOUT) -> None:
+        self.loop = loop
+        self.timeout = timeout
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Submit ``coro`` to the loop and wait for its result (its exception is re-raised here)."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except RuntimeError as exc:  # the loop is closed: the app is shutting down
+            coro.close()
+            raise ServiceUnavailableError("The emulator is shutting down.") from exc
+        try:
+            return future.result(self.timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+
+def build_ae(ae_title: str) -> AE:
+    """The Application Entity and the presentation contexts it accepts as SCP."""
+    ae = AE(ae_title=ae_title)
+    ae.maximum_associations = MAX_ASSOCIATIONS
+    ae.add_supported_context(Verification)
+    for context in AllStoragePresentationContexts:
+        # Storage SCP for C-STORE; the SCP role may also be granted to a C-GET requestor (role selection,
+        # PS3.7 D.3.3.4), which receives the C-STORE sub-operations on the same association.
+        ae.add_supported_context(context.abstract_syntax, STORAGE_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
+    for sop_class in (
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelGet,
+        ModalityWorklistInformationFind,
+        ModalityPerformedProcedureStep,
+    ):
+        ae.add_supported_context(sop_class, UNCOMPRESSED_TRANSFER_SYNTAXES)
+    return ae
+
+
+def _log_association(event: evt.Event) -> None:
+    requestor = event.assoc.requestor
+    logger.info("DIMSE association from %s (%s:%s)", requestor.ae_title, requestor.address, requestor.port)
+
+
+class DimseGateway:
+    """The DIMSE listener of one app: ``await start()`` in the lifespan, ``await stop()`` when it ends."""
+
+    def __init__(self, runtime: Runtime, *, host: str, port: int, ae_title: str) -> None:
+        self.runtime = runtime
+        self.host = host
+        self.port = port
+        self.ae_title = ae_title
+        self._ae: AE | None = None
+        self._server: ThreadedAssociationServer | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the server listens (the bound port when ``port`` was 0)."""
+        if self._server is None:
+            return self.host, self.port
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    async def start(self) -> None:
+        """Bind and start accepting associations; raises ``OSError`` when the port is taken."""
+        if not self.runtime.settings.log_level.lower() == "debug":
+            # pynetdicom logs every PDU exchange at INFO; keep its warnings only.
+            logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+        context = handlers.HandlerContext(
+            runtime=self.runtime,
+            bridge=LoopBridge(asyncio.get_running_loop()),
+            search=SearchService(self.runtime.index, self.runtime.tags, loose=True),
+            mpps=MppsService(SqlMppsStore(self.runtime.index.sessions), self.runtime.workitems, ae_title=self.ae_title),
+            ae_title=self.ae_title,
+        )
+        bound = [context]
+        evt_handlers = [
+            (evt.EVT_ACCEPTED, _log_association),
+            (evt.EVT_C_ECHO, handlers.handle_echo, bound),
+            (evt.EVT_C_STORE, handlers.handle_store, bound),
+            (evt.EVT_C_FIND, handlers.handle_find, bound),
+            (evt.EVT_C_GET, handlers.handle_get, bound),
+            (evt.EVT_N_CREATE, handlers.handle_n_create, bound),
+            (evt.EVT_N_SET, handlers.handle_n_set, bound),
+        ]
+        ae = build_ae(self.ae_title)
+        self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=evt_handlers)
+        self._ae = ae
+        host, port = self.address
+        logger.info("DIMSE gateway %s listening on %s:%d", self.ae_title, host, port)
+
+    async def stop(self) -> None:
+        """Abort open associations and close the socket (off the loop: handlers may be waiting on it)."""
+        ae, self._ae, self._server = self._ae, None, None
+        if ae is not None:
+            await asyncio.to_thread(ae.shutdown)
+            logger.info("DIMSE gateway stopped")

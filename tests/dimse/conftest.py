@@ -1,0 +1,48 @@
+"""The app in-process (through its lifespan) with the DIMSE gateway on a free port, and an httpx client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from dicom_emulator.app import create_app
+from dicom_emulator.config import Settings
+from tests.e2e.server import free_port
+
+_START_ATTEMPTS = 3
+
+
+@dataclass
+class DimseApp:
+    """A started app: its DIMSE port and an HTTP client through ASGI."""
+
+    app: FastAPI
+    port: int
+    client: httpx.AsyncClient
+
+
+@pytest.fixture
+async def dimse(settings: Settings) -> AsyncIterator[DimseApp]:
+    """The emulator with ``dimse_port`` set; the port is probed free, and the start retried if it was taken."""
+    for attempt in range(_START_ATTEMPTS):
+        port = free_port()
+        app = create_app(settings.model_copy(update={"dimse_port": port}))
+        manager = LifespanManager(app)
+        try:
+            await manager.__aenter__()
+        except OSError:
+            if attempt == _START_ATTEMPTS - 1:
+                raise
+            continue
+        break
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield DimseApp(app, port, client)
+    finally:
+        await manager.__aexit__(None, None, None)
