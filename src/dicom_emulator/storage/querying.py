@@ -60,7 +60,7 @@ def essential_words(words: tuple[str, ...]) -> list[str]:
     return [w for w in unique if not any(o != w and o.startswith(w) for o in unique)]
 
 
-def _match(cond: Condition, column: Any, words: Any | None) -> ColumnElement[bool]:
+def match_clause(cond: Condition, column: Any, words: Any | None) -> ColumnElement[bool]:
     """The WHERE clause of one condition on a value column (values are already normalized)."""
     if isinstance(cond, SingleValue):
         # PS3.4 C.2.2.2.1 single value matching; case-insensitive via normalized storage (§4.4).
@@ -95,7 +95,7 @@ def _match(cond: Condition, column: Any, words: Any | None) -> ColumnElement[boo
 def condition_clause(cond: Condition) -> ColumnElement[bool]:
     """A condition on a core attribute's column."""
     column, words = _COLUMNS[cond.tag.tag]
-    return _match(cond, column, words)
+    return match_clause(cond, column, words)
 
 
 def extended_clause(cond: Condition, tag_key: int) -> ColumnElement[bool]:
@@ -113,7 +113,7 @@ def extended_clause(cond: Condition, tag_key: int) -> ColumnElement[bool]:
         owner = value.series_key == Series.series_key
     else:
         owner = value.watermark == Instance.watermark
-    return exists().where(value.tag_key == tag_key, owner, _match(cond, column, value.words))
+    return exists().where(value.tag_key == tag_key, owner, match_clause(cond, column, value.words))
 
 
 def _level_of(cond: Condition) -> Level:

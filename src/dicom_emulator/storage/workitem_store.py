@@ -13,13 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, update
+from sqlalchemy import ColumnElement, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dicom_emulator.dicom.query import Condition, DateRange, FuzzyName, SingleValue, UidList, Wildcard
+from dicom_emulator.dicom.query import Condition, SingleValue, Wildcard
 from dicom_emulator.dicom.ups import LIST_DELIMITER, SearchKey
 from dicom_emulator.storage.models import Workitem
+from dicom_emulator.storage.querying import match_clause
 
 
 class WorkitemExistsError(Exception):
@@ -77,38 +78,14 @@ def condition_clause(key: SearchKey, cond: Condition) -> ColumnElement[bool]:
             return column.contains(framed, autoescape=True)  # type: ignore[no-any-return]
         if isinstance(cond, Wildcard):
             # PS3.4 C.2.2.2.4 (DIMSE callers only): a pre-filter, exact per item in SqlWorkitemStore.search.
-            return column.like(f"%{_wildcard_like(cond.pattern, framed=True)}%", escape="\\")  # type: ignore[no-any-return]
+            return column.like(f"%{_framed_wildcard_like(cond.pattern)}%", escape="\\")  # type: ignore[no-any-return]
         raise TypeError(f"unsupported condition {cond!r} on {key.column}")
-    if isinstance(cond, SingleValue):
-        # PS3.4 C.2.2.2.1 single value matching; case-insensitive through normalized storage (reference §4.4).
-        return column == cond.value  # type: ignore[no-any-return]
-    if isinstance(cond, DateRange):
-        # PS3.4 C.2.2.2.5 range matching, inclusive; normalized DT text compares in time order.
-        parts = []
-        if cond.low is not None:
-            parts.append(column >= cond.low)
-        if cond.high is not None:
-            parts.append(column <= cond.high)
-        return and_(*parts)
-    if isinstance(cond, FuzzyName):
-        # Azure fuzzy PN (fuzzymatching=true): every query word is a prefix of a word of the name.
-        if not cond.words:
-            return false()
-        words = Workitem.patient_name_words
-        return and_(*(words.like(f"% {_like_escape(w)}%", escape="\\") for w in cond.words))
-    if isinstance(cond, Wildcard):
-        # PS3.4 C.2.2.2.4 wild card matching (DIMSE callers only).
-        return column.like(_wildcard_like(cond.pattern, framed=False), escape="\\")  # type: ignore[no-any-return]
-    if isinstance(cond, UidList):
-        # PS3.4 C.2.2.2.2 list of UID matching (DIMSE callers only).
-        return column.in_(list(cond.uids))  # type: ignore[no-any-return]
-    raise TypeError(f"unsupported condition {cond!r}")
+    # Single-valued columns match exactly like the QIDO index columns (one implementation).
+    return match_clause(cond, column, Workitem.patient_name_words)
 
 
-def _wildcard_like(pattern: str, *, framed: bool) -> str:
+def _framed_wildcard_like(pattern: str) -> str:
     body = "".join("%" if c == "*" else "_" if c == "?" else _like_escape(c) for c in pattern)
-    if not framed:
-        return body
     # In a framed list a '%' may run across item boundaries, so this LIKE is only a pre-filter; rows are then
     # checked item by item with _framed_wildcard_matches.
     return f"{_like_escape(LIST_DELIMITER)}{body}{_like_escape(LIST_DELIMITER)}"
