@@ -3,7 +3,7 @@
 # Azure Health Data Services DICOM service emulator.
 #
 #   docker build -t dicom-emulator .
-#   docker run --rm -p 8080:8080 -v dicom-data:/data dicom-emulator
+#   docker run --rm -p 8080:8080 -p 11112:11112 -v dicom-data:/data dicom-emulator
 #
 # Data (SQLite index + DICOM files) lives in /data unless DATABASE_URL /
 # DICOM_EMULATOR_DATABASE_URL points at PostgreSQL (see docker-compose.yml).
@@ -49,7 +49,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     DICOM_EMULATOR_HOST=0.0.0.0 \
-    DICOM_EMULATOR_DATA_DIR=/data
+    DICOM_EMULATOR_DATA_DIR=/data \
+    DICOM_EMULATOR_DIMSE_PORT=11112
 
 # /data is created and chowned before VOLUME: a fresh named volume is seeded
 # from the image, so it comes up owned by the emulator user. (A bind mount
@@ -66,7 +67,7 @@ USER emulator
 WORKDIR /home/emulator
 VOLUME ["/data"]
 
-# 8080: DICOMweb / Azure HTTP API. 11112: DIMSE (reserved for the DIMSE listener).
+# 8080: DICOMweb / Azure HTTP API. 11112: DIMSE gateway (AE title DICOM_EMULATOR; DICOM_EMULATOR_DIMSE_PORT=0 turns it off).
 EXPOSE 8080 11112
 
 # slim has no curl: python's urllib fails (non-zero exit) on refusal, timeout or non-2xx.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -26,9 +27,9 @@ class DimseApp:
     client: httpx.AsyncClient
 
 
-@pytest.fixture
-async def dimse(settings: Settings) -> AsyncIterator[DimseApp]:
-    """The emulator with ``dimse_port`` set; the port is probed free, and the start retried if it was taken."""
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[DimseApp]:
+    """The app with ``dimse_port`` set; the port is probed free, and the start retried if it was taken."""
     for attempt in range(_START_ATTEMPTS):
         port = free_port()
         app = create_app(settings.model_copy(update={"dimse_port": port}))
@@ -46,3 +47,10 @@ async def dimse(settings: Settings) -> AsyncIterator[DimseApp]:
             yield DimseApp(app, port, client)
     finally:
         await manager.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def dimse(settings: Settings) -> AsyncIterator[DimseApp]:
+    """The emulator (SQLite, and PostgreSQL when reachable) with its DIMSE gateway started."""
+    async with started(settings) as running:
+        yield running

@@ -89,7 +89,9 @@ class GetResult:
         return [] if last is None else list(last.get("FailedSOPInstanceUIDList", []))
 
 
-def get(port: int, identifier: Dataset, sop_classes: Sequence[str], transfer_syntaxes: Sequence[str] = UNCOMPRESSED) -> GetResult:
+def get(
+    port: int, identifier: Dataset, sop_classes: Sequence[str], transfer_syntaxes: Sequence[str] = UNCOMPRESSED
+) -> GetResult:
     """C-GET, accepting the C-STORE sub-operations for ``sop_classes`` in ``transfer_syntaxes`` (SCP role)."""
     result = GetResult()
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from pydicom import Dataset, dcmread
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless
 
+from dicom_emulator.config import Settings
 from tests.dimse import scu
-from tests.dimse.conftest import DimseApp
+from tests.dimse.conftest import DimseApp, started
 from tests.dimse.test_store import with_meta
 from tests.factories import CT_IMAGE_STORAGE, make_dataset, new_uid
 
@@ -110,7 +112,9 @@ async def test_study_level_wildcard_returns_the_requested_keys(dimse: DimseApp, 
         ({"AccessionNumber": "NONE"}, set()),
     ],
 )
-async def test_study_level_matching(dimse: DimseApp, archive: Archive, keys: dict[str, str], expected: set[str]) -> None:
+async def test_study_level_matching(
+    dimse: DimseApp, archive: Archive, keys: dict[str, str], expected: set[str]
+) -> None:
     results, final = await find(dimse, identifier("STUDY", StudyInstanceUID="", **keys))
     names = {archive.study_a: "a", archive.study_b: "b"}
     assert final == 0x0000
@@ -258,3 +262,16 @@ async def test_get_decompresses_for_a_peer_without_the_stored_syntax(dimse: Dims
     result = await asyncio.to_thread(scu.get, dimse.port, query, [original.SOPClassUID], [JPEGLSLossless])
     assert result.received[0].file_meta.TransferSyntaxUID == JPEGLSLossless
     assert result.received[0].PixelData == original.PixelData
+
+
+async def test_in_memory_store_find_and_get(tmp_path: Path) -> None:
+    """``--in-memory``: blobs live in memory, so C-GET reads them through the event loop."""
+    async with started(Settings(in_memory=True, data_dir=tmp_path / "unused")) as memory:
+        ds = with_meta(make_dataset(patient_id="MEM-1"))
+        assert [s.Status for s in await asyncio.to_thread(scu.store, memory.port, [ds])] == [0x0000]
+        results, final = await find(memory, identifier("STUDY", PatientID="MEM-1", StudyInstanceUID=""))
+        assert (final, [r.StudyInstanceUID for r in results]) == (0x0000, [ds.StudyInstanceUID])
+        query = identifier("STUDY", StudyInstanceUID=ds.StudyInstanceUID)
+        result = await asyncio.to_thread(scu.get, memory.port, query, [CT_IMAGE_STORAGE])
+        assert (result.final.Status, [r.SOPInstanceUID for r in result.received]) == (0x0000, [ds.SOPInstanceUID])
+        assert result.received[0].PixelData == ds.PixelData

@@ -40,7 +40,9 @@ async def test_store_is_visible_through_qido_wado_and_change_feed(dimse: DimseAp
     statuses = await asyncio.to_thread(scu.store, dimse.port, [ds], [syntax])
     assert [s.Status for s in statuses] == [0x0000]
 
-    r = await dimse.client.get("/v2/instances", params={"PatientID": "DIMSE-1"}, headers={"Accept": "application/dicom+json"})
+    r = await dimse.client.get(
+        "/v2/instances", params={"PatientID": "DIMSE-1"}, headers={"Accept": "application/dicom+json"}
+    )
     assert r.status_code == 200
     assert [hit["00080018"]["Value"] for hit in r.json()] == [[ds.SOPInstanceUID]]
 
@@ -94,7 +96,9 @@ async def test_duplicate_is_success_without_a_second_copy(dimse: DimseApp) -> No
     assert [s.Status for s in first + again] == [0x0000, 0x0000, 0x0000]
     feed = (await dimse.client.get("/v2/changefeed")).json()
     assert [(e["action"], e["sopInstanceUid"]) for e in feed] == [("Create", ds.SOPInstanceUID)]
-    r = await dimse.client.get(f"/v2/studies/{ds.StudyInstanceUID}/instances", headers={"Accept": "application/dicom+json"})
+    r = await dimse.client.get(
+        f"/v2/studies/{ds.StudyInstanceUID}/instances", headers={"Accept": "application/dicom+json"}
+    )
     assert len(r.json()) == 1
 
 
@@ -104,7 +108,9 @@ async def test_invalid_instance_is_a900_with_the_validation_comment(dimse: Dimse
     statuses = await asyncio.to_thread(scu.store, dimse.port, [ds])
     assert statuses[0].Status == 0xA900
     assert statuses[0].ErrorComment == "DICOM100: (0020,000d) - Dicom element 'StudyInstanceUID' failed"  # LO: 64 chars
-    r = await dimse.client.get("/v2/instances", params={"PatientID": "INVALID-1"}, headers={"Accept": "application/dicom+json"})
+    r = await dimse.client.get(
+        "/v2/instances", params={"PatientID": "INVALID-1"}, headers={"Accept": "application/dicom+json"}
+    )
     assert r.status_code == 204
     assert (await dimse.client.get("/v2/changefeed")).json() == []
 

@@ -110,7 +110,11 @@ async def test_workitem_with_worklist_attributes_is_served_as_given(dimse: Dimse
     assert item.RequestedProcedureID == step_id(worklist.ct)
     assert item.RequestedProcedureDescription == ""
     (step,) = item.ScheduledProcedureStepSequence
-    assert (step.Modality, step.ScheduledStationAETitle, step.ScheduledProcedureStepID) == ("CT", "CT_SCANNER", "SPS-CT-1")
+    assert (step.Modality, step.ScheduledStationAETitle, step.ScheduledProcedureStepID) == (
+        "CT",
+        "CT_SCANNER",
+        "SPS-CT-1",
+    )
     assert (step.ScheduledProcedureStepStartDate, step.ScheduledProcedureStepStartTime) == ("20240116", "101500")
     assert step.ScheduledProcedureStepDescription == "CT head"
     # Stable across queries.

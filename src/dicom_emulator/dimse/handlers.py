@@ -144,6 +144,8 @@ def failure(exc: BaseException, service: Service) -> Dataset | int:
     if isinstance(exc, EmulatorError):
         logger.info("DIMSE %s failed with 0x%04X: %s", service.value, code, exc.message)
         comment = exc.message
+        if isinstance(exc, WorkitemFailure) and exc.ups_status:
+            comment = f"Workitem {exc.ups_status}: {comment}"  # the UPS status first: the comment is short
     else:
         logger.error("DIMSE %s failed with 0x%04X", service.value, code, exc_info=exc)
         comment = "Internal error" if not isinstance(exc, TimeoutError) else "The emulator did not answer in time"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydicom import Dataset
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
@@ -140,8 +140,6 @@ class MppsFinalError(MppsError, ConflictError):
 
 
 def _name(tag: int) -> str:
-    from pydicom.datadict import keyword_for_tag
-
     return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
@@ -180,9 +178,7 @@ def check_create(ds: Dataset) -> None:
     status = _text(ds, "PerformedProcedureStepStatus")
     if status != IN_PROGRESS:
         # PS3.4 F.7.2.1.1: an MPPS is created IN PROGRESS.
-        raise InvalidAttributeValueError(
-            f"PerformedProcedureStepStatus must be IN PROGRESS on N-CREATE, not '{status}'", [PPS_STATUS]
-        )
+        raise InvalidAttributeValueError(f"N-CREATE status must be IN PROGRESS, not '{status}'", [PPS_STATUS])
     for item in _items(ds, "ScheduledStepAttributesSequence"):
         study = _text(item, "StudyInstanceUID")
         if not is_valid_uid(study):
@@ -195,9 +191,7 @@ def check_set(ds: Dataset) -> str | None:
         return None
     status = _text(ds, "PerformedProcedureStepStatus")
     if status not in STATUSES:
-        raise InvalidAttributeValueError(
-            f"PerformedProcedureStepStatus '{status}' is not one of {', '.join(STATUSES)}", [PPS_STATUS]
-        )
+        raise InvalidAttributeValueError(f"Status '{status}' is not one of {', '.join(STATUSES)}", [PPS_STATUS])
     return status
 
 
