@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from dicom_emulator import __version__
 from dicom_emulator.api import build_router
@@ -41,6 +42,14 @@ from dicom_emulator.storage.workitem_store import SqlWorkitemStore
 logger = logging.getLogger(__name__)
 
 
+EXPOSED_HEADERS = [
+    "Location",
+    "Content-Location",
+    "ETag",
+    "Warning",
+    "erroneous-dicom-attributes",
+    "api-supported-versions",
+]
 # Spooled parts older than this were left by a crashed process (a live upload touches its file).
 STALE_SPOOL_AGE = 3600.0  # seconds
 
@@ -141,5 +150,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(VersionGuardMiddleware)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        # Outermost, so preflights and error responses carry the headers too. Browsers may only read
+        # the headers listed in expose_headers (Location for operations, ETag for metadata caching...).
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials="*" not in origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
     app.include_router(build_router())
     return app

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     access_log: bool = True
     max_part_size: int = Field(default=MAX_STOW_PART_SIZE, ge=1)
     max_transcode_size: int = Field(default=MAX_TRANSCODE_SIZE, ge=1)
+    # CORS for browser viewers (OHIF): comma-separated origins, "*" for any (without credentials),
+    # or "" to send no CORS headers at all.
+    cors_origins: str = "*"
     # Background jobs: how often an idle runner polls for work, and how long a claimed job may go
     # without a heartbeat before another runner takes it over (e.g. after a crash).
     job_poll_interval: float = Field(default=1.0, gt=0)  # seconds
