@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -36,7 +37,10 @@ _START_ATTEMPTS = 3
 def dcmtk() -> None:
     missing = [tool for tool in ("echoscu", "findscu", "storescu") if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"dcmtk tools not installed ({', '.join(missing)}): apt-get install -y dcmtk")
+        message = f"dcmtk tools not installed ({', '.join(missing)}): apt-get install -y dcmtk"
+        if os.environ.get("DICOM_EMULATOR_TEST_REQUIRE_DCMTK") == "1":
+            pytest.fail(message + " — DICOM_EMULATOR_TEST_REQUIRE_DCMTK=1 forbids skipping")
+        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
