@@ -33,6 +33,7 @@ from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
 from dicom_emulator.services.workitems import WorkitemService
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
+from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.jobs import SqlJobStore
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 retrieve=RetrieveService(index),
                 search=SearchService(index, tags, loose=settings.loose),
                 delete=deleter,
-                changefeed=ChangeFeedService(index),
+                changefeed=ChangeFeedService(SqlChangeFeedStore(sessions)),
                 tags=tags,
                 extended_query_tags=ExtendedQueryTagService(tags, jobs),
                 operations=OperationService(jobs),

@@ -1,109 +1,26 @@
-"""Change feed (reference §6): v1 sequence windows, v2 time windows, states computed on read."""
+"""Change feed (reference §6): v1 reads a sequence window, v2 a time window; latest entry."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import and_, select
-from sqlalchemy.sql import Select
+from dicom_emulator.storage.changefeed_store import FeedEntry, SqlChangeFeedStore
 
-from dicom_emulator.storage.index import SqlIndex
-from dicom_emulator.storage.models import DEFAULT_PARTITION_NAME, ChangeFeedEntry, Instance, Partition
-
-STATE_CURRENT = "Current"
-STATE_REPLACED = "Replaced"
-STATE_DELETED = "Deleted"
-
-
-@dataclass(frozen=True, slots=True)
-class FeedEntry:
-    sequence: int
-    partition_name: str
-    study_uid: str
-    series_uid: str
-    sop_uid: str
-    action: str
-    timestamp: datetime
-    state: str
-    metadata_json: str | None
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+__all__ = ["ChangeFeedService", "FeedEntry"]
 
 
 class ChangeFeedService:
-    def __init__(self, index: SqlIndex) -> None:
-        self.index = index
-
-    def _select(self) -> Select[Any]:
-        # The instance row with the same identity tells the state: none → Deleted; another version →
-        # Replaced; this version → Current (reference §6.4). Its metadata is the current version's.
-        joined = and_(
-            Instance.partition_key == ChangeFeedEntry.partition_key,
-            Instance.study_uid == ChangeFeedEntry.study_uid,
-            Instance.series_uid == ChangeFeedEntry.series_uid,
-            Instance.sop_uid == ChangeFeedEntry.sop_uid,
-        )
-        return (
-            select(ChangeFeedEntry, Instance.watermark, Instance.metadata_json, Partition.partition_name)
-            .outerjoin(Instance, joined)
-            .outerjoin(Partition, Partition.partition_key == ChangeFeedEntry.partition_key)
-        )
-
-    async def _run(self, stmt: Select[Any]) -> list[FeedEntry]:
-        async with self.index.sessions() as session:
-            rows = (await session.execute(stmt)).all()
-        entries = []
-        for entry, watermark, metadata, partition in rows:
-            if watermark is None:
-                state = STATE_DELETED
-            elif watermark != entry.watermark:
-                state = STATE_REPLACED
-            else:
-                state = STATE_CURRENT
-            entries.append(
-                FeedEntry(
-                    sequence=entry.sequence,
-                    partition_name=partition or DEFAULT_PARTITION_NAME,
-                    study_uid=entry.study_uid,
-                    series_uid=entry.series_uid,
-                    sop_uid=entry.sop_uid,
-                    action=entry.action,
-                    timestamp=_utc(entry.timestamp),
-                    state=state,
-                    metadata_json=metadata if state != STATE_DELETED else None,
-                )
-            )
-        return entries
+    def __init__(self, store: SqlChangeFeedStore) -> None:
+        self.store = store
 
     async def by_sequence(self, offset: int, limit: int) -> list[FeedEntry]:
         """v1: entries with ``offset < sequence <= offset + limit`` (a window; gaps allowed)."""
-        stmt = (
-            self._select()
-            .where(ChangeFeedEntry.sequence > offset, ChangeFeedEntry.sequence <= offset + limit)
-            .order_by(ChangeFeedEntry.sequence)
-        )
-        return await self._run(stmt)
+        return await self.store.by_sequence(offset, limit)
 
     async def by_time(self, start: datetime | None, end: datetime | None, offset: int, limit: int) -> list[FeedEntry]:
-        """v2: ``start <= timestamp < end`` ordered by (timestamp, sequence), skip ``offset``, take ``limit``."""
-        stmt = self._select()
-        if start is not None:
-            stmt = stmt.where(ChangeFeedEntry.timestamp >= start)
-        if end is not None:
-            stmt = stmt.where(ChangeFeedEntry.timestamp < end)
-        stmt = stmt.order_by(ChangeFeedEntry.timestamp, ChangeFeedEntry.sequence).offset(offset).limit(limit)
-        return await self._run(stmt)
+        """v2: ``start <= timestamp < end`` by (timestamp, sequence), skipping ``offset``, at most ``limit``."""
+        return await self.store.by_time(start, end, offset, limit)
 
     async def latest(self, *, by_time: bool) -> FeedEntry | None:
-        """v1: highest sequence; v2: latest timestamp, ties broken by sequence."""
-        order = (
-            (ChangeFeedEntry.timestamp.desc(), ChangeFeedEntry.sequence.desc())
-            if by_time
-            else (ChangeFeedEntry.sequence.desc(),)
-        )
-        entries = await self._run(self._select().order_by(*order).limit(1))
-        return entries[0] if entries else None
+        """v1: the highest sequence; v2: the latest timestamp (ties by sequence); None when empty."""
+        return await self.store.latest(by_time=by_time)
