@@ -50,6 +50,8 @@ class StoreRequest:
     replace: bool = False
     expires_at: datetime | None = None
     partition_key: int = 1
+    # Extended query tags in force, loaded once per request; None = load them for this instance.
+    extended_tags: frozenset[int] | None = None
 
 
 @dataclass(slots=True)
@@ -135,12 +137,22 @@ class StoreService:
         self.blobs = blobs
         self.tags = tags
 
+    async def extended_tags(self) -> frozenset[int]:
+        """The extended query tags new instances are validated against (v1 fails invalid values).
+
+        A multi-instance request loads them once (StoreRequest.extended_tags); indexing reads them
+        again inside each store transaction, so a tag added meanwhile is never missed by the index.
+        """
+        return frozenset(t.definition.tag for t in await self.tags.active())
+
     async def store(self, path: Path, request: StoreRequest) -> StoreOutcome:
         """Store the DICOM file at ``path`` (consumed: moved into the blob store or deleted)."""
         try:
             try:
                 # Extended query tags in force now: v1 fails instances whose values are invalid (§7.5).
-                extended = [t.definition.tag for t in await self.tags.active()]
+                extended = request.extended_tags
+                if extended is None:
+                    extended = await self.extended_tags()
                 prepared = await asyncio.to_thread(_prepare, path, request, extended)
             except InvalidDicomInstanceError as exc:
                 logger.info("rejected unreadable part: %s", exc.message)

@@ -116,10 +116,8 @@ class SqlIndex:
 
     @staticmethod
     def _insert_ignore(session: AsyncSession, table: Any) -> Any:
-        """INSERT … ON CONFLICT DO NOTHING on both dialects (concurrent first stores of a study)."""
-        if session.bind.dialect.name == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing()
-        return sqlite.insert(table).on_conflict_do_nothing()
+        """INSERT … ON CONFLICT DO NOTHING on both dialects."""
+        return SqlIndex._dialect_insert(session, table).on_conflict_do_nothing()
 
     async def add_instance(self, new: NewInstance, *, replace: bool) -> tuple[int, str | None]:
         """Make ``new`` visible with its change-feed entry, in one transaction.
@@ -131,19 +129,20 @@ class SqlIndex:
         try:
             async with self.sessions.begin() as session:
                 old_blob = None
-                identity = (
-                    Instance.partition_key == new.partition_key,
-                    Instance.study_uid == new.study_uid,
-                    Instance.series_uid == new.series_uid,
-                    Instance.sop_uid == new.sop_uid,
-                )
-                existing = (await session.execute(select(Instance).where(*identity))).scalar_one_or_none()
-                if existing is not None:
-                    if not replace:
-                        raise InstanceAlreadyExistsError("The instance already exists.")
-                    old_blob = existing.blob_key
-                    await session.delete(existing)
-                    await session.flush()
+                if replace:
+                    # Upsert: the older version goes in this same transaction (its file after commit).
+                    old_blob = await session.scalar(
+                        delete(Instance)
+                        .where(
+                            Instance.partition_key == new.partition_key,
+                            Instance.study_uid == new.study_uid,
+                            Instance.series_uid == new.series_uid,
+                            Instance.sop_uid == new.sop_uid,
+                        )
+                        .returning(Instance.blob_key)
+                    )
+                # Without replace, an existing instance fails the insert below on the identity
+                # constraint (IntegrityError → 45070), also when another process wins a race.
                 study_key = await self._upsert_study(session, new)
                 series_key = await self._upsert_series(session, new, study_key)
                 row = Instance(
@@ -165,16 +164,13 @@ class SqlIndex:
                 session.add(row)
                 await session.flush()
                 watermark = row.watermark
-                # Latest wins for the study and series attributes (reference §4.5).
+                # Latest wins for the study and series attributes (reference §4.5): the upserts above
+                # wrote this instance's values; the watermark points their metadata at it.
                 await session.execute(
-                    update(Study)
-                    .where(Study.study_key == study_key)
-                    .values(latest_watermark=watermark, expires_at=new.expires_at, **new.study_values)
+                    update(Study).where(Study.study_key == study_key).values(latest_watermark=watermark)
                 )
                 await session.execute(
-                    update(Series)
-                    .where(Series.series_key == series_key)
-                    .values(latest_watermark=watermark, **new.series_values)
+                    update(Series).where(Series.series_key == series_key).values(latest_watermark=watermark)
                 )
                 await self._index_extended_tags(session, new, study_key, series_key, watermark)
                 await self._lock_feed(session)
@@ -219,29 +215,34 @@ class SqlIndex:
         if session.bind.dialect.name == "postgresql":
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_ID})
 
+    @staticmethod
+    def _dialect_insert(session: AsyncSession, table: Any) -> Any:
+        return (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert(table)
+
     async def _upsert_study(self, session: AsyncSession, new: NewInstance) -> int:
-        await session.execute(
-            self._insert_ignore(session, Study).values(
-                partition_key=new.partition_key, study_uid=new.study_uid, latest_watermark=0
-            )
+        """Create or update the study row in one statement; its attributes are the latest instance's."""
+        values = {"expires_at": new.expires_at, **new.study_values}
+        stmt = self._dialect_insert(session, Study).values(
+            partition_key=new.partition_key, study_uid=new.study_uid, latest_watermark=0, **values
         )
-        key = await session.scalar(
-            select(Study.study_key).where(Study.partition_key == new.partition_key, Study.study_uid == new.study_uid)
-        )
+        stmt = stmt.on_conflict_do_update(index_elements=["partition_key", "study_uid"], set_=values)
+        key = await session.scalar(stmt.returning(Study.study_key))
         assert key is not None
-        return key
+        return int(key)
 
     async def _upsert_series(self, session: AsyncSession, new: NewInstance, study_key: int) -> int:
-        await session.execute(
-            self._insert_ignore(session, Series).values(
-                study_key=study_key, partition_key=new.partition_key, series_uid=new.series_uid, latest_watermark=0
-            )
+        values = dict(new.series_values)
+        stmt = self._dialect_insert(session, Series).values(
+            study_key=study_key,
+            partition_key=new.partition_key,
+            series_uid=new.series_uid,
+            latest_watermark=0,
+            **values,
         )
-        key = await session.scalar(
-            select(Series.series_key).where(Series.study_key == study_key, Series.series_uid == new.series_uid)
-        )
+        stmt = stmt.on_conflict_do_update(index_elements=["study_key", "series_uid"], set_=values)
+        key = await session.scalar(stmt.returning(Series.series_key))
         assert key is not None
-        return key
+        return int(key)
 
     async def get_instances(
         self,

@@ -93,6 +93,7 @@ async def _store(request: Request, api: ApiDep, runtime: RuntimeDep, study: str 
         route_study_uid=route_study,
         replace=replace,
         expires_at=utcnow() + expiry if expiry is not None else None,
+        extended_tags=await runtime.store.extended_tags(),
     )
     outcomes = []
     try:
