@@ -253,3 +253,15 @@ async def test_existing_reindex_is_409_with_location(client: httpx.AsyncClient, 
     # An adding tag is not queryable yet.
     r = await client.get("/v2/studies", params={"PatientAge": "045Y"}, headers=ACCEPT)
     assert r.status_code == 400
+
+
+async def test_more_than_128_tags_is_503(client: httpx.AsyncClient) -> None:
+    tags = [
+        {"path": f"0009{0x1000 + i:04X}", "vr": "LO", "privateCreator": "ACME", "level": "Instance"} for i in range(129)
+    ]
+    r = await add_tags(client, tags)
+    # Azure's code lets this fall through to its generic data-store branch (reference §7.2).
+    assert (r.status_code, r.text) == (503, "Extended query tags exceeds max allowed count '128'.")
+    assert (await client.get("/v2/extendedquerytags")).json() == []
+    r = await add_tags(client, tags[:128])
+    assert r.status_code == 202
