@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -32,6 +32,7 @@ from dicom_emulator.dicom.ups import ProcedureStepState
 from dicom_emulator.dimse import mwl
 from dicom_emulator.errors import BadRequestError, ConflictError, NotFoundError
 from dicom_emulator.services.workitems import WorkitemService
+from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.mpps_store import MppsExistsError, MppsRow, SqlMppsStore, StaleMppsError
 
 logger = logging.getLogger(__name__)
@@ -306,10 +307,6 @@ def _record(row: MppsRow) -> MppsRecord:
     return MppsRecord(row.sop_uid, row.status, row.workitem_uids, json_to_dataset(json.loads(row.dataset_json)))
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class MppsService:
     """MPPS N-CREATE / N-SET over the MPPS table and the workitem service."""
 
@@ -319,7 +316,7 @@ class MppsService:
         workitems: WorkitemService,
         *,
         ae_title: str,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.workitems = workitems

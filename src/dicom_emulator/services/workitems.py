@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -29,6 +29,7 @@ from dicom_emulator.dicom.json_model import dataset_to_json, json_to_dataset
 from dicom_emulator.dicom.query import Condition, Wildcard, normalize_string
 from dicom_emulator.dicom.ups import ProcedureStepState, SearchKey, WorkitemQuery
 from dicom_emulator.errors import BadRequestError, ConflictError, EmulatorError, NotFoundError
+from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.models import DEFAULT_PARTITION_KEY
 from dicom_emulator.storage.workitem_store import SqlWorkitemStore, StaleWorkitemError, WorkitemExistsError, WorkitemRow
 
@@ -111,10 +112,6 @@ def _record(row: WorkitemRow) -> WorkitemRecord:
     )
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _blank(value: str | None) -> bool:
     return value is None or not value.strip()
 
@@ -127,7 +124,7 @@ class WorkitemService:
         store: SqlWorkitemStore,
         *,
         partition_key: int = DEFAULT_PARTITION_KEY,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.partition_key = partition_key

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.models import DEFAULT_PARTITION_KEY, PerformedProcedureStep
 
 
@@ -59,7 +60,7 @@ class SqlMppsStore:
 
     async def add(self, *, sop_uid: str, status: str, dataset_json: str, workitem_uids: tuple[str, ...]) -> MppsRow:
         """Insert a new instance; :class:`MppsExistsError` when the UID is taken."""
-        now = datetime.now(UTC)
+        now = utcnow()
         row = PerformedProcedureStep(
             partition_key=self.partition_key,
             sop_uid=sop_uid,
@@ -91,7 +92,7 @@ class SqlMppsStore:
 
     async def replace(self, current: MppsRow, *, status: str, dataset_json: str) -> MppsRow:
         """Write a new version of ``current`` unless it changed since it was read (:class:`StaleMppsError`)."""
-        now = datetime.now(UTC)
+        now = utcnow()
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(PerformedProcedureStep)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dicom_emulator.dicom.query import Condition, SingleValue, Wildcard
 from dicom_emulator.dicom.ups import LIST_DELIMITER, SearchKey
+from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.models import Workitem
 from dicom_emulator.storage.querying import match_clause
 
@@ -58,10 +59,6 @@ def _row(row: Workitem) -> WorkitemRow:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _like_escape(value: str) -> str:
@@ -115,7 +112,7 @@ class SqlWorkitemStore:
         values: Mapping[str, str | None],
     ) -> WorkitemRow:
         """Insert a new workitem; :class:`WorkitemExistsError` when the UID is taken (unique constraint)."""
-        now = _utcnow()
+        now = utcnow()
         row = Workitem(
             partition_key=partition_key,
             sop_uid=sop_uid,
@@ -153,7 +150,7 @@ class SqlWorkitemStore:
         values: Mapping[str, str | None],
     ) -> WorkitemRow:
         """Write a new version of ``current`` unless it changed since it was read (:class:`StaleWorkitemError`)."""
-        now = _utcnow()
+        now = utcnow()
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(Workitem)
