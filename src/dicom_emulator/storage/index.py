@@ -6,6 +6,8 @@ its change-feed entry (DESIGN.md invariant 1); blobs are written before and dele
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -106,6 +108,13 @@ class SqlIndex:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
+        # SQLite has one writer at a time and its busy handler backs off in sleeps of up to 100 ms;
+        # queueing this process's index writes on a lock instead keeps store latency flat.
+        bind = sessions.kw.get("bind")
+        sqlite_bind = bind is not None and bind.dialect.name == "sqlite"
+        self._write_lock: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if sqlite_bind else contextlib.nullcontext()
+        )
 
     async def ensure_default_partition(self) -> None:
         async with self.sessions.begin() as session:
@@ -127,7 +136,7 @@ class SqlIndex:
         instance exists and ``replace`` is False, also when another process won the race.
         """
         try:
-            async with self.sessions.begin() as session:
+            async with self._write_lock, self.sessions.begin() as session:
                 old_blob = None
                 if replace:
                     # Upsert: the older version goes in this same transaction (its file after commit).
@@ -280,7 +289,7 @@ class SqlIndex:
         sop_uid: str | None = None,
     ) -> list[InstanceRecord]:
         """Remove instances at a level with one ``Delete`` feed entry each; drop emptied series/studies."""
-        async with self.sessions.begin() as session:
+        async with self._write_lock, self.sessions.begin() as session:
             stmt = select(Instance).where(Instance.partition_key == partition_key, Instance.study_uid == study_uid)
             if series_uid is not None:
                 stmt = stmt.where(Instance.series_uid == series_uid)
