@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +69,7 @@ class VersionGuardMiddleware:
             await _send_text(send, 400, uid_error_message(bad_uid))
             return
 
-        async def send_with_header(message: dict[str, Any]) -> None:
+        async def send_with_header(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"api-supported-versions", SUPPORTED_VERSIONS_HEADER.encode()))

@@ -47,8 +47,8 @@ class ExtendedQueryTagService:
             SqlJobStore.add(session, REINDEX, {"tag_keys": keys}, resources, job_id=job_id)
         return job_id
 
-    async def list(self, limit: int, offset: int) -> list[TagRecord]:
-        return await self.tags.list(limit, offset)
+    async def list_tags(self, limit: int, offset: int) -> list[TagRecord]:
+        return await self.tags.list_tags(limit, offset)
 
     async def get(self, path: str) -> TagRecord:
         normalized = normalize_path(path)

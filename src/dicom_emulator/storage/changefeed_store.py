@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql import Select
 
 from dicom_emulator.storage.models import DEFAULT_PARTITION_NAME, ChangeFeedEntry, Instance, Partition
 
@@ -38,7 +37,7 @@ class SqlChangeFeedStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
-    def _select(self) -> Select[Any]:
+    def _select(self) -> Any:
         # The instance row with the same identity tells the state: none → Deleted; another version →
         # Replaced; this version → Current (reference §6.4). Its metadata is the current version's.
         joined = and_(
@@ -53,7 +52,7 @@ class SqlChangeFeedStore:
             .outerjoin(Partition, Partition.partition_key == ChangeFeedEntry.partition_key)
         )
 
-    async def _run(self, stmt: Select[Any]) -> list[FeedEntry]:
+    async def _run(self, stmt: Any) -> list[FeedEntry]:
         async with self.sessions() as session:
             rows = (await session.execute(stmt)).all()
         entries = []

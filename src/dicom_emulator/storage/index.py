@@ -221,12 +221,12 @@ class SqlIndex:
         before 11, and a v1 reader that already moved past 12 would never see 11 (invariant 3).
         SQLite serializes writers already.
         """
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_ID})
 
     @staticmethod
     def _dialect_insert(session: AsyncSession, table: Any) -> Any:
-        return (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert(table)
+        return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(table)
 
     async def _upsert_study(self, session: AsyncSession, new: NewInstance) -> int:
         """Create or update the study row in one statement; its attributes are the latest instance's."""

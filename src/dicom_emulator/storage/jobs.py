@@ -123,7 +123,7 @@ class SqlJobStore:
         runnable = or_(Job.status == NOT_STARTED, (Job.status == RUNNING) & (Job.heartbeat < stale))
         async with self.sessions.begin() as session:
             stmt = select(Job.job_id).where(runnable).order_by(Job.created_at).limit(1)
-            if session.bind.dialect.name == "postgresql":
+            if session.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             job_id = await session.scalar(stmt)
             if job_id is None:

@@ -28,7 +28,7 @@ from dicom_emulator.dicom.tags import CORE_QUERY_TAGS_BY_TAG, MODALITIES_IN_STUD
 from dicom_emulator.storage.models import ExtendedQueryTagValue, Instance, Series, Study
 
 # Core attribute → (column, fuzzy-words column); the level is implied by the table.
-_COLUMNS: dict[int, tuple[ColumnElement, ColumnElement | None]] = {  # type: ignore[type-arg]
+_COLUMNS: dict[int, tuple[Any, Any | None]] = {
     0x0020000D: (Study.study_uid, None),
     0x00100010: (Study.patient_name, Study.patient_name_words),
     0x00100020: (Study.patient_id, None),
@@ -101,6 +101,7 @@ def condition_clause(cond: Condition) -> ColumnElement[bool]:
 def extended_clause(cond: Condition, tag_key: int) -> ColumnElement[bool]:
     """A condition on an extended query tag: its value row at the tag's level must match (§7.5)."""
     value = ExtendedQueryTagValue
+    column: Any
     if cond.tag.vr in INTEGER_VRS:
         column = value.int_value
     elif cond.tag.vr in FLOAT_VRS:
@@ -171,6 +172,7 @@ async def search(
         by_level[Level.SERIES].append(Series.series_uid == series_uid)
 
     level = query.resource.result_level
+    stmt: Any
     if level is Level.STUDY:
         stmt = select(Study.study_key, Study.latest_watermark).where(
             Study.partition_key == partition_key, *by_level[Level.STUDY], *modality_filters
@@ -237,7 +239,8 @@ async def _computed(session: AsyncSession, hits: list[SearchHit]) -> None:
         .order_by(Series.study_key, Series.modality)
     )
     for key, modality in rows.all():
-        modalities.setdefault(key, []).append(modality)
+        if modality is not None:
+            modalities.setdefault(key, []).append(modality)
     series_keys = {h.series_key for h in hits if h.series_key is not None}
     series_counts: dict[int, int] = {}
     if series_keys:

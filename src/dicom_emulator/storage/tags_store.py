@@ -119,7 +119,7 @@ class SqlTagStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
-    async def list(self, limit: int, offset: int) -> list[TagRecord]:
+    async def list_tags(self, limit: int, offset: int) -> list[TagRecord]:
         async with self.sessions() as session:
             rows = await session.execute(
                 select(ExtendedQueryTag).order_by(ExtendedQueryTag.tag_key).offset(offset).limit(limit)

@@ -62,7 +62,7 @@ async def list_tags(request: Request, api: ApiDep, runtime: RuntimeDep) -> Respo
     params = request.query_params.multi_items()
     limit = bind_int(params, "limit", default=100, low=1, high=200)
     offset = bind_int(params, "offset", default=0, low=0)
-    tags = await runtime.extended_query_tags.list(limit, offset)
+    tags = await runtime.extended_query_tags.list_tags(limit, offset)
     return _json([_tag_json(t, api) for t in tags])
 
 
