@@ -55,8 +55,8 @@ async def test_expired_study_is_deleted_like_delete(client: httpx.AsyncClient) -
 async def test_later_store_without_headers_clears_expiry(client: httpx.AsyncClient) -> None:
     first = make_dataset()
     second = make_dataset(study_uid=first.StudyInstanceUID, series_uid=first.SeriesInstanceUID)
-    await store(client, first, {"msdicom-expiry-time-milliseconds": "300", **EXPIRY})
+    await store(client, first, {"msdicom-expiry-time-milliseconds": "1500", **EXPIRY})
     await store(client, second, {})  # the last STOW for the study wins: no schedule
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(2.0)
     r = await client.get(f"/v2/studies/{first.StudyInstanceUID}/metadata", headers=ACCEPT)
     assert (r.status_code, len(r.json())) == (200, 2)
