@@ -28,6 +28,7 @@ from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
 from dicom_emulator.services.operations import OperationService
+from dicom_emulator.services.pixels import PixelService, ThumbnailCache
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
@@ -107,13 +108,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 lease=timedelta(seconds=settings.job_lease_seconds),
                 periodic=[(settings.expiry_interval_seconds, ExpirySweep(sessions, deleter))],
             )
+            retrieve = RetrieveService(index)
+            pixels = PixelService(
+                retrieve,
+                blobs,
+                spool_dir=spool_dir,
+                max_transcode_size=settings.max_transcode_size,
+                thumbnails=ThumbnailCache(),
+            )
             app.state.runtime = Runtime(
                 settings=settings,
                 index=index,
                 blobs=blobs,
                 spool_dir=spool_dir,
                 store=StoreService(index, blobs, tags),
-                retrieve=RetrieveService(index),
+                retrieve=retrieve,
                 search=SearchService(index, tags, loose=settings.loose),
                 delete=deleter,
                 changefeed=ChangeFeedService(SqlChangeFeedStore(sessions)),
@@ -121,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 extended_query_tags=ExtendedQueryTagService(tags, jobs),
                 operations=OperationService(jobs),
                 jobs_runner=runner,
+                pixels=pixels,
                 workitems=WorkitemService(SqlWorkitemStore(index.sessions)),
             )
             runner.start()

@@ -11,6 +11,7 @@ from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
 from dicom_emulator.services.operations import OperationService
+from dicom_emulator.services.pixels import PixelService
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
@@ -37,4 +38,5 @@ class Runtime:
     extended_query_tags: ExtendedQueryTagService
     operations: OperationService
     jobs_runner: JobRunner
+    pixels: PixelService
     workitems: WorkitemService

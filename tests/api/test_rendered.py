@@ -243,7 +243,7 @@ class TestLoose:
         png = await client.get(f"/v2/studies/{study}/thumbnail", headers={"Accept": "image/png"})
         assert png.headers["content-type"] == "image/png" and image_of(png).size == (128, 32)
         # Served from the cache the second time.
-        cache = app.state.thumbnail_cache  # type: ignore[attr-defined]
+        cache = app.state.runtime.pixels.thumbnails  # type: ignore[attr-defined]
         before = len(cache)
         again = await client.get(f"/v2/studies/{study}/thumbnail", headers={"Accept": "image/png"})
         assert again.content == png.content and len(cache) == before

@@ -20,8 +20,6 @@ from dicom_emulator.api.multipart import new_boundary, write_multipart
 from dicom_emulator.api.negotiation import RetrieveResource, negotiate_retrieve
 from dicom_emulator.dicom.identifiers import validate_uid
 from dicom_emulator.errors import BadRequestError
-from dicom_emulator.runtime import Runtime
-from dicom_emulator.services.pixels import PixelService, ThumbnailCache
 
 router = APIRouter(tags=["WADO-RS frames"])
 
@@ -85,22 +83,6 @@ def validate_frame_numbers(numbers: list[int]) -> None:
         raise BadRequestError(INVALID_FRAMES_MESSAGE)
 
 
-def pixel_service(request: Request, runtime: Runtime) -> PixelService:
-    """The pixel service of this app; its thumbnail cache lives as long as the app (``app.state``)."""
-    state = request.app.state
-    cache = getattr(state, "thumbnail_cache", None)
-    if not isinstance(cache, ThumbnailCache):
-        cache = ThumbnailCache()
-        state.thumbnail_cache = cache
-    return PixelService(
-        runtime.retrieve,
-        runtime.blobs,
-        spool_dir=runtime.spool_dir,
-        max_transcode_size=runtime.settings.max_transcode_size,
-        thumbnails=cache,
-    )
-
-
 @router.get("/{version}/studies/{study}/series/{series}/instances/{instance}/frames/{frames}")
 async def retrieve_frames(
     request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str, instance: str, frames: str
@@ -114,7 +96,7 @@ async def retrieve_frames(
     fmt = negotiate_retrieve(accept_header(request), RetrieveResource.FRAMES)
     if not fmt.multipart and len(numbers) > 1:
         raise BadRequestError(SINGLE_PART_MESSAGE)
-    result = await pixel_service(request, runtime).frames(study, series, instance, numbers, fmt.transfer_syntax)
+    result = await runtime.pixels.frames(study, series, instance, numbers, fmt.transfer_syntax)
     content_type = f"{fmt.media_type}; transfer-syntax={result.transfer_syntax}"
     if not fmt.multipart:
         return StreamingResponse(result.parts[0], media_type=content_type)

@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header
 from dicom_emulator.api.negotiation import IMAGE_JPEG, IMAGE_PNG, negotiate_rendered, parse_accept
-from dicom_emulator.api.routes.frames import INVALID_FRAMES_MESSAGE, INVALID_PARAMETER_MESSAGE, pixel_service
+from dicom_emulator.api.routes.frames import INVALID_FRAMES_MESSAGE, INVALID_PARAMETER_MESSAGE
 from dicom_emulator.dicom.identifiers import validate_uid
 from dicom_emulator.dicom.rendering import Viewport, Window
 from dicom_emulator.errors import BadRequestError, NotAcceptableError
@@ -147,9 +147,7 @@ async def _rendered(
         raise BadRequestError(INVALID_QUALITY_MESSAGE)
     media_type = negotiate_rendered(accept_header(request))
     window = parse_window(_query_value(request, "window")) if runtime.settings.loose else None
-    image = await pixel_service(request, runtime).rendered(
-        study, series, instance, frame, media_type, quality=quality, window=window
-    )
+    image = await runtime.pixels.rendered(study, series, instance, frame, media_type, quality=quality, window=window)
     return Response(content=image, media_type=media_type)
 
 
@@ -183,7 +181,7 @@ async def _thumbnail(
     viewport = parse_viewport(_query_value(request, "viewport"))
     window = parse_window(_query_value(request, "window"))
     media_type = negotiate_thumbnail(accept_header(request))
-    image = await pixel_service(request, runtime).thumbnail(
+    image = await runtime.pixels.thumbnail(
         study, series, instance, media_type, viewport=viewport, quality=quality, window=window
     )
     return Response(content=image, media_type=media_type)

@@ -13,7 +13,6 @@ from dicom_emulator.api.negotiation import RetrieveResource, negotiate_retrieve,
 from dicom_emulator.dicom.identifiers import validate_uid
 from dicom_emulator.errors import NotAcceptableError
 from dicom_emulator.runtime import Runtime
-from dicom_emulator.services.pixels import PixelService
 from dicom_emulator.storage.index import InstanceRecord
 
 router = APIRouter(tags=["WADO-RS"])
@@ -33,13 +32,7 @@ async def _instance_body(runtime: Runtime, record: InstanceRecord, ts: str) -> t
     stored_ts = record.transfer_syntax or ""
     if ts in ("*", stored_ts):
         return stored_ts, runtime.blobs.read(record.blob_key)
-    pixels = PixelService(
-        runtime.retrieve,
-        runtime.blobs,
-        spool_dir=runtime.spool_dir,
-        max_transcode_size=runtime.settings.max_transcode_size,
-    )
-    return ts, await pixels.transcoded_instance(record, ts)
+    return ts, await runtime.pixels.transcoded_instance(record, ts)
 
 
 async def _retrieve(
