@@ -679,8 +679,12 @@ class TestSearch:
 
     async def test_scheduled_start_range(self, client: httpx.AsyncClient, worklist: dict[str, str]) -> None:
         key = "ScheduledProcedureStepStartDateTime"
-        assert uids(await search(client, **{key: "20240115-20240116"})) == [worklist["b"], worklist["a"]]
-        assert uids(await search(client, **{key: "20240116"})) == [worklist["b"]]
+        # Azure parses each value into one DateTime (missing parts at their minimum): a range ends at the upper
+        # value's first instant and a single value matches exactly (BaseQueryParser).
+        assert uids(await search(client, **{key: "20240115-20240116"})) == [worklist["a"]]
+        assert uids(await search(client, **{key: "20240115-20240116143000"})) == [worklist["b"], worklist["a"]]
+        assert (await search(client, **{key: "20240116"})).status_code == 204
+        assert uids(await search(client, **{key: "20240116140000"})) == [worklist["b"]]
         assert uids(await search(client, **{key: "20240116-"})) == [worklist["c"], worklist["b"]]
         assert uids(await search(client, **{"00404005": "-202401150830"})) == [worklist["a"]]
         assert (await search(client, **{key: "2023"})).status_code == 204

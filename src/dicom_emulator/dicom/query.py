@@ -147,10 +147,10 @@ class SingleValue:
 class DateRange:
     """Inclusive range on DA ('YYYYMMDD'), DT ('YYYYMMDDHHMMSS.ffffff') or TM ('HHMMSS.ffffff') (PS3.4 C.2.2.2.5).
 
-    ``None`` is an open end. ``low`` is completed with minimum values and ``high`` with maximum values, so a stored
-    value normalized with :func:`normalize_date` / :func:`normalize_datetime` / :func:`normalize_time` matches when
-    ``low <= stored <= high`` as strings. A single (non-range) value is the range over its whole unit, e.g. DT
-    '2020' is 20200101000000.000000..20201231235959.999999.
+    ``None`` is an open end. Like Azure, both ends are completed with minimum values, so a stored value
+    normalized with :func:`normalize_date` / :func:`normalize_datetime` / :func:`normalize_time` matches when
+    ``low <= stored <= high`` as strings. A single (non-range) value matches exactly: DT '2020' is
+    20200101000000.000000..20200101000000.000000 (Azure's DateTime equality), not the whole year.
     """
 
     tag: QueryTag
@@ -603,17 +603,20 @@ def _parse_datetime_value(query_tag: QueryTag, value: str) -> DateRange:
     name = _tag_name(query_tag)
     bounds = _split_range(value)
     if bounds is None:
+        # Azure parses the value into one DateTime (missing parts at their minimum) and matches it
+        # exactly: DT '2020' finds a stored '2020' or '20200101000000', not '20200601'.
         single = _parse_datetime_query(value, name)
-        return DateRange(query_tag, _format_dt(single.low), _format_dt(single.high))
+        return DateRange(query_tag, _format_dt(single.low), _format_dt(single.low))
     low = _parse_datetime_query(bounds[0], name) if bounds[0] else None
     high = _parse_datetime_query(bounds[1], name) if bounds[1] else None
     # Azure compares the minimum-completed values (DateTime), so '2020-2020' is valid and '202006-2020' is not.
     if low is not None and high is not None and low.low > high.low:
         raise QueryValidationError(MSG_INVALID_DATETIME_RANGE.format(value, bounds[0], bounds[1]))
+    # Both ends are minimum-completed DateTimes in Azure: '2019-2020' ends at 2020-01-01T00:00.
     return DateRange(
         query_tag,
         None if low is None else _format_dt(low.low),
-        None if high is None else _format_dt(high.high),
+        None if high is None else _format_dt(high.low),
     )
 
 
@@ -632,8 +635,9 @@ def _parse_time_value(query_tag: QueryTag, value: str) -> DateRange:
     name = _tag_name(query_tag)
     bounds = _split_range(value)
     if bounds is None:
+        # As for DT: one minimum-completed time, matched exactly (Azure's TimeSpan equality).
         single = _parse_time_query(value, name)
-        return DateRange(query_tag, _format_tm(single.low), _format_tm(single.high))
+        return DateRange(query_tag, _format_tm(single.low), _format_tm(single.low))
     low = _parse_time_query(bounds[0], name) if bounds[0] else None
     high = _parse_time_query(bounds[1], name) if bounds[1] else None
     if low is not None and high is not None and low.low > high.low:
@@ -641,7 +645,23 @@ def _parse_time_value(query_tag: QueryTag, value: str) -> DateRange:
     return DateRange(
         query_tag,
         None if low is None else _format_tm(low.low),
-        None if high is None else _format_tm(high.high),
+        None if high is None else _format_tm(high.low),
+    )
+
+
+def dimse_datetime_range(query_tag: QueryTag, value: str) -> DateRange:
+    """A DIMSE (C-FIND) DA/DT value or range: PS3.4 C.2.2.2.5 matches a value over its whole unit, so
+    '20240116' is the whole day and '2024-2025' ends on 2025-12-31, unlike Azure's QIDO parser above."""
+    name = _tag_name(query_tag)
+    bounds = _split_range(value) or (value, value)
+    low = _parse_datetime_query(bounds[0], name) if bounds[0] else None
+    high = _parse_datetime_query(bounds[1], name) if bounds[1] else None
+    if low is not None and high is not None and low.low > high.high:
+        raise QueryValidationError(MSG_INVALID_DATETIME_RANGE.format(value, bounds[0], bounds[1]))
+    return DateRange(
+        query_tag,
+        None if low is None else _format_dt(low.low),
+        None if high is None else _format_dt(high.high),
     )
 
 

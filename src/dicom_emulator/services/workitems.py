@@ -26,7 +26,7 @@ from pydicom.uid import generate_uid
 
 from dicom_emulator.dicom import ups
 from dicom_emulator.dicom.json_model import dataset_to_json, json_to_dataset
-from dicom_emulator.dicom.query import Condition, Wildcard, normalize_string
+from dicom_emulator.dicom.query import Condition, Wildcard, dimse_datetime_range, normalize_string
 from dicom_emulator.dicom.ups import ProcedureStepState, SearchKey, WorkitemQuery
 from dicom_emulator.errors import BadRequestError, ConflictError, EmulatorError, NotFoundError
 from dicom_emulator.storage.clock import utcnow
@@ -432,6 +432,9 @@ def _dimse_condition(key: SearchKey, value: str) -> Condition:
     """A C-FIND identifier value as a condition: wild cards for text keys, else Azure's value parsers."""
     if key.vr in ("PN", "LO", "SH", "CS") and ("*" in value or "?" in value):
         return Wildcard(key.query_tag, normalize_string(value, key.vr))
+    if key.vr == "DT":
+        # DIMSE range matching covers each value's whole unit (a date is the whole day).
+        return dimse_datetime_range(key.query_tag, value)
     if key.vr == "UI" and "\\" in value:
         condition = ups.parse_value(key.query_tag, value, False, True)
     else:
