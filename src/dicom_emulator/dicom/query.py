@@ -599,25 +599,31 @@ def _parse_datetime_query(text: str, name: str) -> _Instant:
     raise QueryValidationError(MSG_INVALID_DATETIME.format(encoded, name))
 
 
-def _parse_datetime_value(query_tag: QueryTag, value: str) -> DateRange:
+def _parse_instant_value(
+    query_tag: QueryTag,
+    value: str,
+    parse: Callable[[str, str], _Instant],
+    fmt: Callable[[datetime], str],
+    range_message: str,
+) -> DateRange:
+    """A DT or TM query value as Azure reads it: every value is one instant with missing parts at their
+    minimum (DateTime / TimeSpan). A single value matches exactly (DT '2020' finds a stored '2020' or
+    '20200101000000', not '20200601'), and a range ends at its upper value's first instant ('2019-2020'
+    stops at 2020-01-01T00:00); '2020-2020' is valid and '202006-2020' is not."""
     name = _tag_name(query_tag)
     bounds = _split_range(value)
     if bounds is None:
-        # Azure parses the value into one DateTime (missing parts at their minimum) and matches it
-        # exactly: DT '2020' finds a stored '2020' or '20200101000000', not '20200601'.
-        single = _parse_datetime_query(value, name)
-        return DateRange(query_tag, _format_dt(single.low), _format_dt(single.low))
-    low = _parse_datetime_query(bounds[0], name) if bounds[0] else None
-    high = _parse_datetime_query(bounds[1], name) if bounds[1] else None
-    # Azure compares the minimum-completed values (DateTime), so '2020-2020' is valid and '202006-2020' is not.
+        single = fmt(parse(value, name).low)
+        return DateRange(query_tag, single, single)
+    low = parse(bounds[0], name) if bounds[0] else None
+    high = parse(bounds[1], name) if bounds[1] else None
     if low is not None and high is not None and low.low > high.low:
-        raise QueryValidationError(MSG_INVALID_DATETIME_RANGE.format(value, bounds[0], bounds[1]))
-    # Both ends are minimum-completed DateTimes in Azure: '2019-2020' ends at 2020-01-01T00:00.
-    return DateRange(
-        query_tag,
-        None if low is None else _format_dt(low.low),
-        None if high is None else _format_dt(high.low),
-    )
+        raise QueryValidationError(range_message.format(value, bounds[0], bounds[1]))
+    return DateRange(query_tag, None if low is None else fmt(low.low), None if high is None else fmt(high.low))
+
+
+def _parse_datetime_value(query_tag: QueryTag, value: str) -> DateRange:
+    return _parse_instant_value(query_tag, value, _parse_datetime_query, _format_dt, MSG_INVALID_DATETIME_RANGE)
 
 
 def _parse_time_query(text: str, name: str) -> _Instant:
@@ -632,21 +638,7 @@ def _parse_time_query(text: str, name: str) -> _Instant:
 
 
 def _parse_time_value(query_tag: QueryTag, value: str) -> DateRange:
-    name = _tag_name(query_tag)
-    bounds = _split_range(value)
-    if bounds is None:
-        # As for DT: one minimum-completed time, matched exactly (Azure's TimeSpan equality).
-        single = _parse_time_query(value, name)
-        return DateRange(query_tag, _format_tm(single.low), _format_tm(single.low))
-    low = _parse_time_query(bounds[0], name) if bounds[0] else None
-    high = _parse_time_query(bounds[1], name) if bounds[1] else None
-    if low is not None and high is not None and low.low > high.low:
-        raise QueryValidationError(MSG_INVALID_TIME_RANGE.format(value, bounds[0], bounds[1]))
-    return DateRange(
-        query_tag,
-        None if low is None else _format_tm(low.low),
-        None if high is None else _format_tm(high.low),
-    )
+    return _parse_instant_value(query_tag, value, _parse_time_query, _format_tm, MSG_INVALID_TIME_RANGE)
 
 
 def dimse_datetime_range(query_tag: QueryTag, value: str) -> DateRange:
