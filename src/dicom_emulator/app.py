@@ -35,7 +35,7 @@ from dicom_emulator.services.store import StoreService
 from dicom_emulator.services.workitems import WorkitemService
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
-from dicom_emulator.storage.db import create_engine, migrate, session_factory
+from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.jobs import SqlJobStore
 from dicom_emulator.storage.tags_store import SqlTagStore
@@ -67,6 +67,23 @@ def _remove_stale_spool_files(spool_dir: Path) -> None:
             logger.warning("could not remove stale spool file %s", path)
 
 
+async def prepare_storage(settings: Settings) -> None:
+    """What must happen once before worker processes start: the data directory and the migrations.
+
+    ``serve --workers N`` calls this in the supervisor, then starts the workers with
+    ``migrate_on_start=False``, so N processes never race to migrate one SQLite file.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.resolved_database_url, pool_size=1)
+    try:
+        await migrate(engine)
+        await SqlIndex(session_factory(engine)).ensure_default_partition()
+    finally:
+        await engine.dispose()
+    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_spool_files(settings.spool_dir)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -79,9 +96,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tmp: tempfile.TemporaryDirectory[str] | None = None
         runner: JobRunner | None = None
         gateway: DimseGateway | None = None
+        index: SqlIndex | None = None
         try:
-            await migrate(engine)
-            index = SqlIndex(session_factory(engine))
+            if settings.migrate_on_start:
+                await migrate(engine)
+            # Writers of several processes on one SQLite file queue on a lock file beside it (storage/write_lock.py).
+            lock_path = None if settings.in_memory or settings.database_url else settings.data_dir / "index.lock"
+            index = SqlIndex(
+                session_factory(engine),
+                lock_path=lock_path,
+                sync_engine=create_sync_sqlite_engine(settings.resolved_database_url),
+            )
             await index.ensure_default_partition()
             blobs: BlobStore
             if settings.in_memory:
@@ -106,7 +131,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 },
                 poll_interval=settings.job_poll_interval,
                 lease=timedelta(seconds=settings.job_lease_seconds),
-                periodic=[(settings.expiry_interval_seconds, ExpirySweep(sessions, deleter))],
+                # With several worker processes one sweep is enough; the job queue itself is shared safely.
+                periodic=[(settings.expiry_interval_seconds, ExpirySweep(sessions, deleter))]
+                if settings.worker_index == 0
+                else [],
             )
             retrieve = RetrieveService(index)
             pixels = PixelService(
@@ -137,7 +165,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.dimse_enabled:
                 assert settings.dimse_port is not None
                 gateway = DimseGateway(
-                    app.state.runtime, host=settings.host, port=settings.dimse_port, ae_title=settings.ae_title
+                    app.state.runtime,
+                    host=settings.host,
+                    port=settings.dimse_port,
+                    ae_title=settings.ae_title,
+                    # Every worker listens on the DIMSE port; the kernel spreads associations over them.
+                    reuse_port=settings.resolved_workers > 1,
                 )
                 await gateway.start()
             logger.info("dicom-emulator %s ready: %s", __version__, settings.describe())
@@ -147,6 +180,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await gateway.stop()
             if runner is not None:
                 await runner.stop()
+            if index is not None:
+                index.close()
             await engine.dispose()
             if tmp is not None:
                 tmp.cleanup()

@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         help="DIMSE port (C-STORE, C-FIND, C-GET, MWL, MPPS); 0 = off (default)",
     )
     serve.add_argument("--ae-title", help="AE title of the DIMSE gateway (default DICOM_EMULATOR)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes on one store (default: one per CPU core; --in-memory runs one)",
+    )
     verbosity = serve.add_mutually_exclusive_group()
     verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
     verbosity.add_argument("--debug", action="store_true", help="debug logging")
@@ -41,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "database_url", "in_memory", "loose", "dimse_port", "ae_title"):
+    for name in ("host", "port", "data_dir", "database_url", "in_memory", "loose", "dimse_port", "ae_title", "workers"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -67,15 +73,18 @@ def serve(settings: Settings) -> int:
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger.info("configuration: %s", settings.describe())
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
+    config_kwargs: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": settings.access_log,
         # Cap request bodies only per part (STOW streams); keep-alive like Azure's front door.
-        timeout_keep_alive=30,
-    )
-    server = uvicorn.Server(config)
+        "timeout_keep_alive": 30,
+    }
+    if settings.resolved_workers > 1:
+        from dicom_emulator.supervisor import serve_workers
+
+        return serve_workers(settings, config_kwargs)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), **config_kwargs))
     server.run()
     return 0

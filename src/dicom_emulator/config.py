@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     # DIMSE gateway (C-ECHO, C-STORE, C-FIND, C-GET, MWL, MPPS): TCP port, None or 0 = off; and its AE title.
     dimse_port: int | None = Field(default=None, ge=0, le=65535)
     ae_title: str = DEFAULT_AE_TITLE
+    # Worker processes serving HTTP and DIMSE on one data directory / database (None = one per CPU core).
+    # ``--in-memory`` always runs one: its index and files live in the process.
+    workers: int | None = Field(default=None, ge=1, le=64)
+    # Set by the supervisor for its workers, not by users: which worker this is (periodic sweeps run in
+    # worker 0 only), and whether the lifespan migrates (the supervisor already did, once, before forking).
+    worker_index: int = Field(default=0, ge=0, exclude=True)
+    migrate_on_start: bool = Field(default=True, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -74,6 +81,14 @@ class Settings(BaseSettings):
             raise ValueError(f"ae_title {self.ae_title!r}: 1-16 printable ASCII characters, no backslash")
         self.ae_title = title
         return self
+
+    @property
+    def resolved_workers(self) -> int:
+        if self.in_memory:
+            return 1
+        if self.workers is not None:
+            return self.workers
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
     @property
     def dimse_enabled(self) -> bool:
@@ -112,6 +127,7 @@ class Settings(BaseSettings):
             "blobs": "memory" if self.in_memory else str(self.blob_dir.resolve()),
             "loose": self.loose,
             "dimse": f"{self.ae_title}@{self.host}:{self.dimse_port}" if self.dimse_enabled else "off",
+            "workers": self.resolved_workers,
         }
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import socket
+import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -117,14 +119,28 @@ def _log_association(event: evt.Event) -> None:
     logger.info("DIMSE association from %s (%s:%s)", requestor.ae_title, requestor.address, requestor.port)
 
 
+class ReusePortAssociationServer(ThreadedAssociationServer):
+    """An association server whose port other worker processes of this emulator also bind (SO_REUSEPORT).
+
+    Each worker has its own listening socket and accept queue, and Linux balances new associations over
+    them, so several processes serve one DIMSE port without handing sockets around.
+    """
+
+    def server_bind(self) -> None:
+        assert self.socket is not None
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
 class DimseGateway:
     """The DIMSE listener of one app: ``await start()`` in the lifespan, ``await stop()`` when it ends."""
 
-    def __init__(self, runtime: Runtime, *, host: str, port: int, ae_title: str) -> None:
+    def __init__(self, runtime: Runtime, *, host: str, port: int, ae_title: str, reuse_port: bool = False) -> None:
         self.runtime = runtime
         self.host = host
         self.port = port
         self.ae_title = ae_title
+        self.reuse_port = reuse_port
         self._ae: AE | None = None
         self._server: ThreadedAssociationServer | None = None
 
@@ -159,7 +175,15 @@ class DimseGateway:
             (evt.EVT_N_SET, handlers.handle_n_set, bound),
         ]
         ae = build_ae(self.ae_title)
-        self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=evt_handlers)
+        if self.reuse_port:
+            server = ae.make_server(
+                (self.host, self.port), evt_handlers=evt_handlers, server_class=ReusePortAssociationServer
+            )
+            threading.Thread(target=server.serve_forever, name="AcceptorServer", daemon=True).start()
+            ae._servers.append(server)  # so that ae.shutdown() stops it, as for ae.start_server
+            self._server = server
+        else:
+            self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=evt_handlers)
         self._ae = ae
         host, port = self.address
         logger.info("DIMSE gateway %s listening on %s:%d", self.ae_title, host, port)

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,9 +54,14 @@ class StoreRequest:
     extended_tags: frozenset[int] | None = None
 
 
+# Instances indexed per transaction: a STOW request of any size commits in batches of this many, so a
+# huge request neither holds the write lock for long nor keeps many prepared instances in memory.
+COMMIT_BATCH = 50
+
+
 @dataclass(slots=True)
 class _Prepared:
-    parsed: ParsedInstance
+    parsed: ParsedInstance | None
     outcome: StoreOutcome
     metadata_json: str = ""
     metadata: dict[str, Any] | None = None
@@ -147,72 +152,137 @@ class StoreService:
 
     async def store(self, path: Path, request: StoreRequest) -> StoreOutcome:
         """Store the DICOM file at ``path`` (consumed: moved into the blob store or deleted)."""
-        try:
-            try:
-                # Extended query tags in force now: v1 fails instances whose values are invalid (§7.5).
-                extended = request.extended_tags
-                if extended is None:
-                    extended = await self.extended_tags()
-                prepared = await asyncio.to_thread(_prepare, path, request, extended)
-            except InvalidDicomInstanceError as exc:
-                logger.info("rejected unreadable part: %s", exc.message)
-                # Unreadable part: 43264 with no UIDs and no FailedAttributesSequence (§2.3 step 1).
-                return StoreOutcome(failure_code=status.VALIDATION_FAILURE)
-            except Exception:
-                # Bad input must never become a 5xx: a part pydicom chokes on is an unreadable part.
-                logger.warning("rejected a part that failed to parse", exc_info=True)
-                return StoreOutcome(failure_code=status.VALIDATION_FAILURE)
-            outcome = prepared.outcome
-            if not outcome.stored:
-                return outcome
-            return await self._persist(path, prepared, request)
-        finally:
-            path.unlink(missing_ok=True)
-
-    async def _persist(self, path: Path, prepared: _Prepared, request: StoreRequest) -> StoreOutcome:
-        outcome = prepared.outcome
-        ds = prepared.parsed.dataset
-        assert outcome.study_uid and outcome.series_uid and outcome.sop_uid
-        # A fresh suffix per version: an upsert never overwrites the file the current version uses.
-        suffix = uuid.uuid4().hex[:12]
-        blob_key = f"{request.partition_key}/{outcome.study_uid}/{outcome.series_uid}/{outcome.sop_uid}.{suffix}.dcm"
-        new = NewInstance(
-            partition_key=request.partition_key,
-            study_uid=outcome.study_uid,
-            series_uid=outcome.series_uid,
-            sop_uid=outcome.sop_uid,
-            sop_class_uid=outcome.sop_class_uid,
-            transfer_syntax=prepared.parsed.transfer_syntax,
-            blob_key=blob_key,
-            size=prepared.parsed.file_size,
-            number_of_frames=number_of_frames(ds),
-            metadata_json=prepared.metadata_json,
-            study_values=study_index_values(ds),
-            series_values=series_index_values(ds),
-            expires_at=request.expires_at,
-            metadata=prepared.metadata,
-            frames_json=prepared.frames_json,
-        )
-        await self.blobs.put_file(blob_key, path)
-        try:
-            _, old_blob = await self.index.add_instance(new, replace=request.replace)
-        except InstanceAlreadyExistsError:
-            await self.blobs.delete(blob_key)
-            outcome.failure_code = status.SOP_INSTANCE_ALREADY_EXISTS
-            outcome.warning_reason = None
-            outcome.comments = []
-            return outcome
-        except Exception:
-            # Any other storage error fails this instance with 272 (reference §2.3 step 7).
-            logger.exception("storing %s failed", outcome.sop_uid)
-            await self.blobs.delete(blob_key)
-            outcome.failure_code = status.PROCESSING_FAILURE
-            outcome.warning_reason = None
-            outcome.comments = []
-            return outcome
-        except BaseException:
-            await self.blobs.delete(blob_key)
-            raise
-        if old_blob is not None:
-            await self.blobs.delete(old_blob)
+        (outcome,) = await self.store_many([path], request)
         return outcome
+
+    async def store_many(self, paths: Sequence[Path], request: StoreRequest) -> list[StoreOutcome]:
+        """Store the DICOM files at ``paths`` (all consumed), one outcome per file in order.
+
+        Each file is parsed, validated and moved into the blob store on its own; the index rows of up to
+        ``COMMIT_BATCH`` of them are then committed in one transaction (one commit per STOW request in
+        practice), with per-instance outcomes kept (reference §2.3).
+        """
+        outcomes: list[StoreOutcome | None] = [None] * len(paths)
+        pending: list[tuple[int, StoreOutcome, NewInstance]] = []
+        try:
+            # Extended query tags in force now: v1 fails instances whose values are invalid (§7.5).
+            extended = request.extended_tags
+            if extended is None:
+                extended = await self.extended_tags()
+            for position, path in enumerate(paths):
+                outcome, new = await self._prepare(path, request, extended)
+                if new is None:
+                    outcomes[position] = outcome
+                    path.unlink(missing_ok=True)
+                    continue
+                pending.append((position, outcome, new))
+                if len(pending) >= COMMIT_BATCH:
+                    batch, pending = pending, []
+                    await self._commit(batch, outcomes, request)
+            if pending:
+                batch, pending = pending, []
+                await self._commit(batch, outcomes, request)
+        except BaseException:
+            # Cancelled or crashed between writing files and committing them: none is visible, drop them.
+            for _, _, new in pending:
+                await asyncio.shield(self.blobs.delete(new.blob_key))
+            raise
+        finally:
+            for path in paths:
+                path.unlink(missing_ok=True)
+        assert all(o is not None for o in outcomes)
+        return [o for o in outcomes if o is not None]
+
+    async def _prepare(
+        self, path: Path, request: StoreRequest, extended: frozenset[int]
+    ) -> tuple[StoreOutcome, NewInstance | None]:
+        """Parse, validate and, when the instance is storable, move its file into the blob store.
+
+        One worker-thread hop for the whole CPU- and disk-bound part; a NewInstance comes back only when
+        the file is in place (its index rows are still to be committed).
+        """
+        try:
+            return await asyncio.to_thread(self._prepare_and_place, path, request, extended)
+        except InvalidDicomInstanceError as exc:
+            logger.info("rejected unreadable part: %s", exc.message)
+            # Unreadable part: 43264 with no UIDs and no FailedAttributesSequence (§2.3 step 1).
+            return StoreOutcome(failure_code=status.VALIDATION_FAILURE), None
+        except Exception:
+            # Bad input must never become a 5xx: a part pydicom chokes on is an unreadable part.
+            logger.warning("rejected a part that failed to parse", exc_info=True)
+            return StoreOutcome(failure_code=status.VALIDATION_FAILURE), None
+
+    def _prepare_and_place(
+        self, path: Path, request: StoreRequest, extended: frozenset[int]
+    ) -> tuple[StoreOutcome, NewInstance | None]:
+        prepared = _prepare(path, request, extended)
+        if not prepared.outcome.stored:
+            return prepared.outcome, None
+        new = _new_instance(prepared, request)
+        try:
+            self.blobs.put_file_blocking(new.blob_key, path)
+        except Exception:
+            # Nothing is at the key (the rename is the last step); the spooled file is removed by the caller.
+            logger.exception("writing the file of %s failed", prepared.outcome.sop_uid)
+            return _failed(prepared.outcome, status.PROCESSING_FAILURE), None
+        return prepared.outcome, new
+
+    async def _commit(
+        self,
+        batch: list[tuple[int, StoreOutcome, NewInstance]],
+        outcomes: list[StoreOutcome | None],
+        request: StoreRequest,
+    ) -> None:
+        """Index ``batch`` in one transaction; files of instances that did not become visible are deleted."""
+        try:
+            results = await self.index.add_instances([new for _, _, new in batch], replace=request.replace)
+        except BaseException:
+            for _, _, new in batch:
+                await asyncio.shield(self.blobs.delete(new.blob_key))
+            raise
+        for (position, outcome, new), result in zip(batch, results, strict=True):
+            if result.error is None:
+                outcomes[position] = outcome
+                if result.old_blob is not None:
+                    await self.blobs.delete(result.old_blob)
+                continue
+            await self.blobs.delete(new.blob_key)
+            if isinstance(result.error, InstanceAlreadyExistsError):
+                outcomes[position] = _failed(outcome, status.SOP_INSTANCE_ALREADY_EXISTS)
+            else:
+                # Any other storage error fails this instance with 272 (reference §2.3 step 7).
+                logger.error("storing %s failed", outcome.sop_uid, exc_info=result.error)
+                outcomes[position] = _failed(outcome, status.PROCESSING_FAILURE)
+
+
+def _failed(outcome: StoreOutcome, code: int) -> StoreOutcome:
+    outcome.failure_code = code
+    outcome.warning_reason = None
+    outcome.comments = []
+    return outcome
+
+
+def _new_instance(prepared: _Prepared, request: StoreRequest) -> NewInstance:
+    outcome = prepared.outcome
+    assert prepared.parsed is not None
+    assert outcome.study_uid and outcome.series_uid and outcome.sop_uid
+    ds = prepared.parsed.dataset
+    # A fresh suffix per version: an upsert never overwrites the file the current version uses.
+    suffix = uuid.uuid4().hex[:12]
+    return NewInstance(
+        partition_key=request.partition_key,
+        study_uid=outcome.study_uid,
+        series_uid=outcome.series_uid,
+        sop_uid=outcome.sop_uid,
+        sop_class_uid=outcome.sop_class_uid,
+        transfer_syntax=prepared.parsed.transfer_syntax,
+        blob_key=f"{request.partition_key}/{outcome.study_uid}/{outcome.series_uid}/{outcome.sop_uid}.{suffix}.dcm",
+        size=prepared.parsed.file_size,
+        number_of_frames=number_of_frames(ds),
+        metadata_json=prepared.metadata_json,
+        study_values=study_index_values(ds),
+        series_values=series_index_values(ds),
+        expires_at=request.expires_at,
+        metadata=prepared.metadata,
+        frames_json=prepared.frames_json,
+    )

@@ -22,6 +22,9 @@ class BlobStore(Protocol):
     async def put_file(self, key: str, source: Path) -> None:
         """Move the finished temp file ``source`` to ``key`` (atomic rename where possible)."""
 
+    def put_file_blocking(self, key: str, source: Path) -> None:
+        """:meth:`put_file` for code already running in a worker thread (the store path)."""
+
     def read(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """Stream the blob (or a byte range of it) in chunks."""
 
@@ -41,22 +44,26 @@ class FileSystemBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self._real_root = os.path.realpath(root)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        # Defence in depth behind UID validation: never leave the blob root.
-        if not path.is_relative_to(self.root.resolve()):
+        # Defence in depth behind UID validation: never leave the blob root. Lexical normalisation is
+        # enough (keys never contain links) and, unlike resolve(), costs no system call per component.
+        path = os.path.normpath(os.path.join(self._real_root, key))
+        if not path.startswith(self._real_root + os.sep):
             raise ValueError(f"blob key escapes the store: {key!r}")
-        return path
+        return Path(path)
 
     async def put_file(self, key: str, source: Path) -> None:
-        await asyncio.to_thread(self._put_file, key, source)
+        await asyncio.to_thread(self.put_file_blocking, key, source)
 
-    def _put_file(self, key: str, source: Path) -> None:
+    def put_file_blocking(self, key: str, source: Path) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        # The data must be on disk before the index row that points at it commits (a power loss must not
+        # leave a row without its file); fdatasync skips the metadata a reader does not need.
         with open(source, "rb") as fh:
-            os.fsync(fh.fileno())
+            os.fdatasync(fh.fileno())
         try:
             os.replace(source, target)
         except OSError:
@@ -106,7 +113,10 @@ class MemoryBlobStore:
         self._blobs: dict[str, bytes] = {}
 
     async def put_file(self, key: str, source: Path) -> None:
-        self._blobs[key] = await asyncio.to_thread(source.read_bytes)
+        await asyncio.to_thread(self.put_file_blocking, key, source)
+
+    def put_file_blocking(self, key: str, source: Path) -> None:
+        self._blobs[key] = source.read_bytes()
         source.unlink(missing_ok=True)
 
     async def read(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:

@@ -8,8 +8,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -35,6 +36,25 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_sync_sqlite_engine(url: str) -> Engine | None:
+    """A synchronous engine on the same SQLite file as the async ``url``, for the store transaction.
+
+    The store path runs its whole transaction in one worker thread (storage/instance_writes.py) instead
+    of one aiosqlite hop per statement. None for an in-memory database (it lives in the async engine's
+    one connection) and for other databases.
+    """
+    if not url.startswith("sqlite+aiosqlite:///") or ":memory:" in url:
+        return None
+    engine = sa_create_engine(
+        "sqlite:///" + url.removeprefix("sqlite+aiosqlite:///"),
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=2,
+        max_overflow=2,
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 

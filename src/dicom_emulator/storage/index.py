@@ -1,7 +1,7 @@
 """The SQL index: instance versions, study/series rows, and the change-feed rows they produce.
 
 Every write that makes an instance visible or invisible happens in one transaction together with
-its change-feed entry (DESIGN.md invariant 1); blobs are written before and deleted after.
+its change-feed entry (architecture invariant 1); blobs are written before and deleted after.
 """
 
 from __future__ import annotations
@@ -9,19 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from dicom_emulator.dicom.extended_tags import IndexedValue, extract_value
-from dicom_emulator.errors import InstanceAlreadyExistsError
 from dicom_emulator.storage.clock import utcnow
+from dicom_emulator.storage.instance_writes import (
+    ACTION_CREATE,
+    FEED_LOCK_ID,
+    AddResult,
+    NewInstance,
+    write_batch,
+)
 from dicom_emulator.storage.models import (
     DEFAULT_PARTITION_KEY,
     DEFAULT_PARTITION_NAME,
@@ -31,11 +37,10 @@ from dicom_emulator.storage.models import (
     Series,
     Study,
 )
-from dicom_emulator.storage.tags_store import active_tags, write_value
+from dicom_emulator.storage.write_lock import ProcessWriteLock
 
-# Any constant: the advisory lock that orders change-feed commits (see _lock_feed).
-FEED_LOCK_ID = 0x44434D46
-ACTION_CREATE = "Create"
+__all__ = ["ACTION_CREATE", "AddResult", "InstanceRecord", "NewInstance", "SqlIndex"]
+
 ACTION_DELETE = "Delete"
 ACTION_UPDATE = "Update"
 
@@ -63,29 +68,6 @@ class InstanceRecord:
         return json.loads(self.metadata_json)  # type: ignore[no-any-return]
 
 
-@dataclass(slots=True)
-class NewInstance:
-    """Everything the store service computed for one instance, ready to index."""
-
-    partition_key: int
-    study_uid: str
-    series_uid: str
-    sop_uid: str
-    sop_class_uid: str | None
-    transfer_syntax: str
-    blob_key: str
-    size: int
-    number_of_frames: int | None
-    metadata_json: str
-    study_values: dict[str, Any] = field(default_factory=dict)
-    series_values: dict[str, Any] = field(default_factory=dict)
-    expires_at: datetime | None = None
-    # The parsed metadata_json, for extended-query-tag values (read inside the store transaction).
-    metadata: dict[str, Any] | None = None
-    # Frame byte ranges computed at store time (dicom/frames.py JSON; "[]" = no frames, None = unknown).
-    frames_json: str | None = None
-
-
 def _record(row: Instance) -> InstanceRecord:
     return InstanceRecord(
         watermark=row.watermark,
@@ -104,17 +86,52 @@ def _record(row: Instance) -> InstanceRecord:
 
 
 class SqlIndex:
-    """Index operations over an async session factory (SQLite or PostgreSQL)."""
+    """Index operations over an async session factory (SQLite or PostgreSQL).
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    ``sync_engine`` (a synchronous engine on the same SQLite file) runs the store transaction in one
+    worker thread; without it the store transaction runs on the async engine (storage/instance_writes.py).
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        lock_path: Path | None = None,
+        sync_engine: Engine | None = None,
+    ) -> None:
         self.sessions = sessions
-        # SQLite has one writer at a time and its busy handler backs off in sleeps of up to 100 ms;
-        # queueing this process's index writes on a lock instead keeps store latency flat.
         bind = sessions.kw.get("bind")
-        sqlite_bind = bind is not None and bind.dialect.name == "sqlite"
+        assert isinstance(bind, AsyncEngine)
+        self.engine: AsyncEngine = bind
+        sqlite_bind = bind.dialect.name == "sqlite"
+        # SQLite has one writer at a time and its busy handler backs off in sleeps of up to 100 ms;
+        # queueing this process's index writes on a lock instead keeps store latency flat, and
+        # ``lock_path`` (a file beside a SQLite index) queues the writers of other processes the same way.
         self._write_lock: asyncio.Lock | contextlib.nullcontext[None] = (
             asyncio.Lock() if sqlite_bind else contextlib.nullcontext()
         )
+        self._file_lock = ProcessWriteLock(lock_path) if sqlite_bind and lock_path is not None else None
+        self._sync_engine = sync_engine if sqlite_bind else None
+        # Held by the one thread per process that runs a store transaction (the asyncio lock admits one).
+        self._thread_lock = threading.Lock()
+
+    def _process_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._file_lock() if self._file_lock is not None else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _file_lock_blocking(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._file_lock is None:
+                yield
+            else:
+                with self._file_lock.blocking():
+                    yield
+
+    def close(self) -> None:
+        if self._file_lock is not None:
+            self._file_lock.close()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
 
     async def ensure_default_partition(self) -> None:
         async with self.sessions.begin() as session:
@@ -126,7 +143,8 @@ class SqlIndex:
     @staticmethod
     def _insert_ignore(session: AsyncSession, table: Any) -> Any:
         """INSERT … ON CONFLICT DO NOTHING on both dialects."""
-        return SqlIndex._dialect_insert(session, table).on_conflict_do_nothing()
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        return dialect.insert(table).on_conflict_do_nothing()
 
     async def add_instance(self, new: NewInstance, *, replace: bool) -> tuple[int, str | None]:
         """Make ``new`` visible with its change-feed entry, in one transaction.
@@ -135,123 +153,52 @@ class SqlIndex:
         blob key (to delete after commit). Raises :class:`InstanceAlreadyExistsError` when the
         instance exists and ``replace`` is False, also when another process won the race.
         """
-        try:
-            async with self._write_lock, self.sessions.begin() as session:
-                old_blob = None
-                if replace:
-                    # Upsert: the older version goes in this same transaction (its file after commit).
-                    old_blob = await session.scalar(
-                        delete(Instance)
-                        .where(
-                            Instance.partition_key == new.partition_key,
-                            Instance.study_uid == new.study_uid,
-                            Instance.series_uid == new.series_uid,
-                            Instance.sop_uid == new.sop_uid,
-                        )
-                        .returning(Instance.blob_key)
-                    )
-                # Without replace, an existing instance fails the insert below on the identity
-                # constraint (IntegrityError → 45070), also when another process wins a race.
-                study_key = await self._upsert_study(session, new)
-                series_key = await self._upsert_series(session, new, study_key)
-                row = Instance(
-                    partition_key=new.partition_key,
-                    study_uid=new.study_uid,
-                    series_uid=new.series_uid,
-                    sop_uid=new.sop_uid,
-                    study_key=study_key,
-                    series_key=series_key,
-                    sop_class_uid=new.sop_class_uid,
-                    transfer_syntax=new.transfer_syntax,
-                    blob_key=new.blob_key,
-                    size=new.size,
-                    number_of_frames=new.number_of_frames,
-                    metadata_json=new.metadata_json,
-                    frames_json=new.frames_json,
-                    created_at=utcnow(),
-                )
-                session.add(row)
-                await session.flush()
-                watermark = row.watermark
-                # Latest wins for the study and series attributes (reference §4.5): the upserts above
-                # wrote this instance's values; the watermark points their metadata at it.
-                await session.execute(
-                    update(Study).where(Study.study_key == study_key).values(latest_watermark=watermark)
-                )
-                await session.execute(
-                    update(Series).where(Series.series_key == series_key).values(latest_watermark=watermark)
-                )
-                await self._index_extended_tags(session, new, study_key, series_key, watermark)
-                await self._lock_feed(session)
-                session.add(
-                    ChangeFeedEntry(
-                        timestamp=utcnow(),
-                        action=ACTION_CREATE,
-                        partition_key=new.partition_key,
-                        study_uid=new.study_uid,
-                        series_uid=new.series_uid,
-                        sop_uid=new.sop_uid,
-                        watermark=watermark,
-                    )
-                )
-        except IntegrityError as exc:
-            # Another writer committed the same identity between our check and our insert.
-            raise InstanceAlreadyExistsError("The instance already exists.") from exc
-        return watermark, old_blob
+        (result,) = await self.add_instances([new], replace=replace)
+        if result.error is not None:
+            raise result.error
+        assert result.watermark is not None
+        return result.watermark, result.old_blob
 
-    @staticmethod
-    async def _index_extended_tags(
-        session: AsyncSession, new: NewInstance, study_key: int, series_key: int, watermark: int
-    ) -> None:
-        """Index the new instance on every adding/ready tag, read in this transaction so a tag added
-        concurrently is either seen here or covered by its reindex (reference §7.5)."""
-        if new.metadata is None:
-            return
-        for tag in await active_tags(session):
-            value = extract_value(new.metadata, tag.definition)
-            # Invalid values were already failed (v1) or warned about and dropped (v2) by validation.
-            if isinstance(value, IndexedValue):
-                await write_value(session, tag, value, study_key=study_key, series_key=series_key, watermark=watermark)
+    async def add_instances(self, batch: Sequence[NewInstance], *, replace: bool) -> list[AddResult]:
+        """Make each instance of ``batch`` visible with its change-feed entry, in ONE transaction.
+
+        One commit per STOW request instead of one per instance: the write lock, the WAL append and the
+        change-feed lock are paid once. Outcomes stay per instance (storage/instance_writes.py); a crash
+        at any point leaves the whole batch or none of it (architecture invariant 1).
+        """
+        if not batch:
+            return []
+        if self._sync_engine is not None:
+            async with self._write_lock:
+                return await asyncio.to_thread(self._write_sqlite_file, batch, replace)
+        async with self._write_lock, self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                # Take SQLite's write lock first: the duplicate check is then exclusive.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            results = await conn.run_sync(write_batch, batch, replace=replace, now=utcnow())
+            await conn.commit()
+        return results
+
+    def _write_sqlite_file(self, batch: Sequence[NewInstance], replace: bool) -> list[AddResult]:
+        """The store transaction in this worker thread, on the synchronous connection (one hop, no aiosqlite)."""
+        assert self._sync_engine is not None
+        with self._file_lock_blocking(), self._sync_engine.connect() as conn:
+            # Take SQLite's write lock now: the duplicate check is then exclusive, and a deferred
+            # transaction can never fail to upgrade from reader to writer (SQLITE_BUSY).
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                results = write_batch(conn, batch, replace=replace, now=utcnow())
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        return results
 
     @staticmethod
     async def _lock_feed(session: AsyncSession) -> None:
-        """Serialize change-feed appends until commit on PostgreSQL.
-
-        Sequence values are handed out at INSERT; without this lock two processes could commit 12
-        before 11, and a v1 reader that already moved past 12 would never see 11 (invariant 3).
-        SQLite serializes writers already.
-        """
+        """Serialize change-feed appends until commit on PostgreSQL (see instance_writes.lock_feed)."""
         if session.get_bind().dialect.name == "postgresql":
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_ID})
-
-    @staticmethod
-    def _dialect_insert(session: AsyncSession, table: Any) -> Any:
-        return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(table)
-
-    async def _upsert_study(self, session: AsyncSession, new: NewInstance) -> int:
-        """Create or update the study row in one statement; its attributes are the latest instance's."""
-        values = {"expires_at": new.expires_at, **new.study_values}
-        stmt = self._dialect_insert(session, Study).values(
-            partition_key=new.partition_key, study_uid=new.study_uid, latest_watermark=0, **values
-        )
-        stmt = stmt.on_conflict_do_update(index_elements=["partition_key", "study_uid"], set_=values)
-        key = await session.scalar(stmt.returning(Study.study_key))
-        assert key is not None
-        return int(key)
-
-    async def _upsert_series(self, session: AsyncSession, new: NewInstance, study_key: int) -> int:
-        values = dict(new.series_values)
-        stmt = self._dialect_insert(session, Series).values(
-            study_key=study_key,
-            partition_key=new.partition_key,
-            series_uid=new.series_uid,
-            latest_watermark=0,
-            **values,
-        )
-        stmt = stmt.on_conflict_do_update(index_elements=["study_key", "series_uid"], set_=values)
-        key = await session.scalar(stmt.returning(Series.series_key))
-        assert key is not None
-        return int(key)
 
     async def get_instances(
         self,
@@ -289,7 +236,7 @@ class SqlIndex:
         sop_uid: str | None = None,
     ) -> list[InstanceRecord]:
         """Remove instances at a level with one ``Delete`` feed entry each; drop emptied series/studies."""
-        async with self._write_lock, self.sessions.begin() as session:
+        async with self._write_lock, self._process_lock(), self.sessions.begin() as session:
             stmt = select(Instance).where(Instance.partition_key == partition_key, Instance.study_uid == study_uid)
             if series_uid is not None:
                 stmt = stmt.where(Instance.series_uid == series_uid)

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Executable
 
 from dicom_emulator.dicom.extended_tags import MAX_EXTENDED_QUERY_TAGS, IndexedValue, TagDefinition
 from dicom_emulator.dicom.tags import Level
@@ -77,16 +79,12 @@ async def active_tags(session: AsyncSession) -> list[TagRecord]:
     return [_record(r) for r in rows.scalars().all()]
 
 
-async def write_value(
-    session: AsyncSession,
-    tag: TagRecord,
-    value: IndexedValue,
-    *,
-    study_key: int,
-    series_key: int,
-    watermark: int,
-) -> None:
-    """Index one value at the tag's level; study/series values are replaced (latest wins, §4.5)."""
+def value_statements(
+    tag: TagRecord, value: IndexedValue, *, study_key: int, series_key: int, watermark: int
+) -> tuple[Executable, Executable]:
+    """The two statements that index one value at the tag's level: delete the owner's old value, insert
+    the new one (study/series values are replaced, latest wins, §4.5). Core statements, so they run on a
+    session, an async connection or the synchronous store connection alike."""
     owner: dict[str, int | None] = {"study_key": None, "series_key": None, "watermark": None}
     if tag.level == Level.STUDY:
         owner["study_key"] = study_key
@@ -100,19 +98,41 @@ async def write_value(
         owner["watermark"] = watermark
         column = ExtendedQueryTagValue.watermark
         key = watermark
-    await session.execute(
-        delete(ExtendedQueryTagValue).where(ExtendedQueryTagValue.tag_key == tag.tag_key, column == key)
+    remove = delete(ExtendedQueryTagValue).where(ExtendedQueryTagValue.tag_key == tag.tag_key, column == key)
+    add = insert(ExtendedQueryTagValue.__table__).values(
+        tag_key=tag.tag_key,
+        text_value=value.text_value,
+        words=value.words,
+        int_value=value.int_value,
+        float_value=value.float_value,
+        **owner,
     )
-    session.add(
-        ExtendedQueryTagValue(
-            tag_key=tag.tag_key,
-            text_value=value.text_value,
-            words=value.words,
-            int_value=value.int_value,
-            float_value=value.float_value,
-            **owner,
-        )
-    )
+    return remove, add
+
+
+async def write_value(
+    session: AsyncSession,
+    tag: TagRecord,
+    value: IndexedValue,
+    *,
+    study_key: int,
+    series_key: int,
+    watermark: int,
+) -> None:
+    """Index one value at the tag's level (see :func:`value_statements`)."""
+    for statement in value_statements(tag, value, study_key=study_key, series_key=series_key, watermark=watermark):
+        await session.execute(statement)
+
+
+# Built once: the store path reads the active tags on every request, and building the statement cost more
+# than running it.
+_TAGS = ExtendedQueryTag.__table__
+_ACTIVE_TAGS = select(_TAGS).where(_TAGS.c.status.in_((STATUS_ADDING, STATUS_READY))).order_by(_TAGS.c.tag_key)
+
+
+def active_tags_sync(conn: Connection) -> list[TagRecord]:
+    """:func:`active_tags` on a synchronous connection (the store transaction, storage/instance_writes.py)."""
+    return [_record(row) for row in conn.execute(_ACTIVE_TAGS)]  # type: ignore[arg-type]
 
 
 class SqlTagStore:
@@ -132,8 +152,10 @@ class SqlTagStore:
             return _record(row) if row is not None else None
 
     async def active(self) -> list[TagRecord]:
-        async with self.sessions() as session:
-            return await active_tags(session)
+        # A bare connection, not a session: this runs once per STOW request.
+        async with self.sessions.kw["bind"].connect() as conn:
+            rows = await conn.execute(_ACTIVE_TAGS)
+            return [_record(row) for row in rows]  # type: ignore[arg-type]
 
     async def ready(self) -> list[TagRecord]:
         async with self.sessions() as session:

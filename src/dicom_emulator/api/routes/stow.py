@@ -95,10 +95,8 @@ async def _store(request: Request, api: ApiDep, runtime: RuntimeDep, study: str 
         expires_at=utcnow() + expiry if expiry is not None else None,
         extended_tags=await runtime.store.extended_tags(),
     )
-    outcomes = []
     try:
-        for part in parts:
-            outcomes.append(await runtime.store.store(part.path, store_request))
+        outcomes = await runtime.store.store_many([part.path for part in parts], store_request)
     finally:
         for part in parts:
             part.path.unlink(missing_ok=True)

@@ -1,0 +1,256 @@
+"""The store transaction: index rows, extended-query-tag values and change-feed entries of a batch.
+
+Written as synchronous SQLAlchemy Core over a :class:`~sqlalchemy.engine.Connection`, so one body serves
+two ways of running it (storage/index.py chooses):
+
+- on a SQLite file, in ONE worker thread on a synchronous pysqlite connection: the whole transaction is a
+  single hop off the event loop instead of one hop per statement through aiosqlite, which cost more than
+  the SQL itself at hundreds of stores per second;
+- on PostgreSQL (and the in-memory SQLite of ``--in-memory``), through ``AsyncConnection.run_sync`` on the
+  app's async engine.
+
+Statements are Core, not ORM: the unit of work (flush, identity map) cost more than the SQL it ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from dicom_emulator.dicom.extended_tags import IndexedValue, extract_value
+from dicom_emulator.errors import InstanceAlreadyExistsError
+from dicom_emulator.storage.models import ChangeFeedEntry, Instance, Series, Study
+from dicom_emulator.storage.tags_store import TagRecord, active_tags_sync, value_statements
+
+# Any constant: the advisory lock that orders change-feed commits on PostgreSQL (see lock_feed).
+FEED_LOCK_ID = 0x44434D46
+ACTION_CREATE = "Create"
+ALREADY_EXISTS_MESSAGE = "The instance already exists."
+
+STUDIES: Table = Study.__table__  # type: ignore[assignment]
+SERIES: Table = Series.__table__  # type: ignore[assignment]
+INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
+FEED: Table = ChangeFeedEntry.__table__  # type: ignore[assignment]
+
+
+@dataclass(slots=True)
+class NewInstance:
+    """Everything the store service computed for one instance, ready to index."""
+
+    partition_key: int
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str | None
+    transfer_syntax: str
+    blob_key: str
+    size: int
+    number_of_frames: int | None
+    metadata_json: str
+    study_values: dict[str, Any]
+    series_values: dict[str, Any]
+    expires_at: datetime | None = None
+    # The parsed metadata_json, for extended-query-tag values (read inside the store transaction).
+    metadata: dict[str, Any] | None = None
+    # Frame byte ranges computed at store time (dicom/frames.py JSON; "[]" = no frames, None = unknown).
+    frames_json: str | None = None
+
+
+@dataclass(slots=True)
+class AddResult:
+    """What the store transaction did with one instance: stored (``watermark``) or ``error``."""
+
+    watermark: int | None = None
+    # Blob of the version an upsert replaced, to delete after commit.
+    old_blob: str | None = None
+    study_key: int = 0
+    series_key: int = 0
+    # InstanceAlreadyExistsError for a duplicate (45070), any other exception for a storage error (272).
+    error: Exception | None = None
+
+
+_POINT_STUDY = STUDIES.update().where(STUDIES.c.study_key == bindparam("key"))
+_POINT_SERIES = SERIES.update().where(SERIES.c.series_key == bindparam("key"))
+
+
+def lock_feed(conn: Connection) -> None:
+    """Serialize change-feed appends until commit on PostgreSQL.
+
+    Sequence values are handed out at INSERT; without this lock two processes could commit 12 before 11,
+    and a v1 reader that already moved past 12 would never see 11 (architecture invariant 3). SQLite
+    serializes writers already.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_ID})
+
+
+def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool, now: datetime) -> list[AddResult]:
+    """Index every instance of ``batch`` with its change-feed entry, inside the caller's transaction.
+
+    Outcomes are per instance (reference §2.3): a duplicate or a storage error of one instance does not
+    fail the others. On SQLite the caller holds the write lock (BEGIN IMMEDIATE), so checking for a
+    duplicate before inserting is exclusive; on PostgreSQL each instance gets a savepoint and a unique
+    violation (another process stored the same identity meanwhile) undoes only that instance.
+    """
+    postgres = conn.dialect.name == "postgresql"
+    tags = active_tags_sync(conn) if any(n.metadata is not None for n in batch) else []
+    results: list[AddResult] = []
+    studies: dict[int, int] = {}
+    series: dict[int, int] = {}
+    feed: list[dict[str, Any]] = []
+    for new in batch:
+        try:
+            if postgres:
+                result = _add_with_savepoint(conn, new, tags, now, replace=replace)
+            else:
+                result = _add_one(conn, new, tags, now, replace=replace, check=not replace)
+        except Exception as exc:  # noqa: BLE001 - a storage error fails this instance only (272)
+            result = AddResult(error=exc)
+        results.append(result)
+        if result.watermark is None:
+            continue
+        studies[result.study_key] = result.watermark
+        series[result.series_key] = result.watermark
+        feed.append(
+            {
+                "timestamp": now,
+                "action": ACTION_CREATE,
+                "partition_key": new.partition_key,
+                "study_uid": new.study_uid,
+                "series_uid": new.series_uid,
+                "sop_uid": new.sop_uid,
+                "watermark": result.watermark,
+            }
+        )
+    if not feed:
+        return results
+    # Latest wins for the study and series attributes (reference §4.5): the upserts wrote the values of
+    # the batch's last instance of each; latest_watermark points their metadata at that instance.
+    if studies:
+        conn.execute(_POINT_STUDY, [{"key": k, "latest_watermark": w} for k, w in studies.items()])
+        conn.execute(_POINT_SERIES, [{"key": k, "latest_watermark": w} for k, w in series.items()])
+    lock_feed(conn)
+    conn.execute(FEED.insert(), feed)
+    return results
+
+
+def _add_with_savepoint(
+    conn: Connection, new: NewInstance, tags: Sequence[TagRecord], now: datetime, *, replace: bool
+) -> AddResult:
+    # An upsert that loses a race against a concurrent insert of the same new instance tries again once the
+    # winner has committed: PUT replaces, it never answers 45070.
+    attempts = 3 if replace else 1
+    for attempt in range(attempts):
+        try:
+            with conn.begin_nested():
+                return _add_one(conn, new, tags, now, replace=replace, check=False)
+        except IntegrityError:
+            if attempt + 1 == attempts:
+                return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE))
+    raise AssertionError("unreachable")
+
+
+def _add_one(
+    conn: Connection,
+    new: NewInstance,
+    tags: Sequence[TagRecord],
+    now: datetime,
+    *,
+    replace: bool,
+    check: bool,
+) -> AddResult:
+    """Write one instance's rows (not its feed entry)."""
+    identity = {
+        "partition_key": new.partition_key,
+        "study_uid": new.study_uid,
+        "series_uid": new.series_uid,
+        "sop_uid": new.sop_uid,
+    }
+    old_blob = None
+    if replace:
+        # Upsert: the older version goes in this same transaction (its file after commit).
+        old_blob = conn.execute(_DELETE_INSTANCE, identity).scalar()
+    elif check and conn.execute(_FIND_INSTANCE, identity).first() is not None:
+        return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE))
+    study_values = {"expires_at": new.expires_at, **new.study_values}
+    study_key = _upsert(
+        conn,
+        STUDIES,
+        ("partition_key", "study_uid"),
+        {"partition_key": new.partition_key, "study_uid": new.study_uid},
+        study_values,
+    )
+    series_key = _upsert(
+        conn,
+        SERIES,
+        ("study_key", "series_uid"),
+        {"study_key": study_key, "partition_key": new.partition_key, "series_uid": new.series_uid},
+        new.series_values,
+    )
+    watermark = conn.execute(
+        _INSERT_INSTANCE,
+        {
+            **identity,
+            "study_key": study_key,
+            "series_key": series_key,
+            "sop_class_uid": new.sop_class_uid,
+            "transfer_syntax": new.transfer_syntax,
+            "blob_key": new.blob_key,
+            "size": new.size,
+            "number_of_frames": new.number_of_frames,
+            "metadata_json": new.metadata_json,
+            "frames_json": new.frames_json,
+            "created_at": now,
+        },
+    ).scalar()
+    assert watermark is not None
+    if new.metadata is not None:
+        # Tags were read in this transaction: a tag added concurrently is seen here or covered by its
+        # reindex (reference §7.5). Invalid values were already failed (v1) or dropped (v2) by validation.
+        for tag in tags:
+            value = extract_value(new.metadata, tag.definition)
+            if isinstance(value, IndexedValue):
+                for statement in value_statements(
+                    tag, value, study_key=study_key, series_key=series_key, watermark=watermark
+                ):
+                    conn.execute(statement)
+    return AddResult(watermark=int(watermark), old_blob=old_blob, study_key=study_key, series_key=series_key)
+
+
+# Statements are built once and executed with parameter dictionaries: building a statement per call
+# (``.values(...)``, cache-key generation) cost several times more than SQLite took to run it.
+_IDENTITY = (
+    (INSTANCES.c.partition_key == bindparam("partition_key"))
+    & (INSTANCES.c.study_uid == bindparam("study_uid"))
+    & (INSTANCES.c.series_uid == bindparam("series_uid"))
+    & (INSTANCES.c.sop_uid == bindparam("sop_uid"))
+)
+_DELETE_INSTANCE = INSTANCES.delete().where(_IDENTITY).returning(INSTANCES.c.blob_key)
+_FIND_INSTANCE = select(INSTANCES.c.watermark).where(_IDENTITY).limit(1)
+_INSERT_INSTANCE = INSTANCES.insert().returning(INSTANCES.c.watermark)
+_UPSERTS: dict[tuple[str, str, frozenset[str]], Any] = {}
+
+
+def _upsert(
+    conn: Connection, table: Table, conflict: tuple[str, ...], identity: dict[str, Any], values: dict[str, Any]
+) -> int:
+    """Create or update a study/series row in one statement; its attributes are the latest instance's."""
+    dialect = conn.dialect.name
+    cache_key = (dialect, table.name, frozenset(values))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+        stmt = insert.on_conflict_do_update(
+            index_elements=list(conflict), set_={name: insert.excluded[name] for name in values}
+        ).returning(table.primary_key.columns.values()[0])
+        _UPSERTS[cache_key] = stmt
+    result = conn.execute(stmt, {**identity, "latest_watermark": 0, **values}).scalar()
+    assert result is not None
+    return int(result)
