@@ -26,13 +26,13 @@ from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
+from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.identifiers import is_valid_uid
 from dicom_emulator.dicom.json_model import dataset_to_json, element_view, json_to_dataset
 from dicom_emulator.dicom.ups import ProcedureStepState
 from dicom_emulator.dimse import mwl
 from dicom_emulator.errors import BadRequestError, ConflictError, NotFoundError
 from dicom_emulator.services.workitems import WorkitemService
-from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.mpps_store import MppsExistsError, MppsRow, SqlMppsStore, StaleMppsError
 
 logger = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dicom_emulator.clock import utcnow
 from dicom_emulator.errors import NotFoundError
 from dicom_emulator.services.delete import DeleteService
-from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.models import Study
 
 logger = logging.getLogger(__name__)

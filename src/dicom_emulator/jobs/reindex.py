@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.extended_tags import IndexedValue, extract_value
-from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.jobs import JobRecord, SqlJobStore
 from dicom_emulator.storage.models import ExtendedQueryTag, ExtendedQueryTagError, Instance, Job
 from dicom_emulator.storage.tags_store import (

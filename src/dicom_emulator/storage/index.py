@@ -19,9 +19,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.extended_tags import IndexedValue, extract_value
 from dicom_emulator.errors import InstanceAlreadyExistsError
-from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.models import (
     DEFAULT_PARTITION_KEY,
     DEFAULT_PARTITION_NAME,

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dicom_emulator.storage.clock import utcnow
+from dicom_emulator.clock import utcnow
 from dicom_emulator.storage.models import Job
 
 NOT_STARTED = "notStarted"

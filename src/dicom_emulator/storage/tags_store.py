@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.extended_tags import MAX_EXTENDED_QUERY_TAGS, IndexedValue, TagDefinition
 from dicom_emulator.dicom.tags import Level
 from dicom_emulator.errors import ConflictError, ServiceUnavailableError
-from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.models import ExtendedQueryTag, ExtendedQueryTagError, ExtendedQueryTagValue
 
 STATUS_ADDING = "adding"
