@@ -9,7 +9,7 @@ from pydicom import Dataset
 from pydicom.sequence import Sequence
 
 from dicom_emulator.dicom.ups import ProcedureStepState
-from dicom_emulator.dimse.mwl import step_id
+from dicom_emulator.dicom.worklist import step_id
 from dicom_emulator.storage.mpps_store import SqlMppsStore
 from tests.dimse import scu, workitems
 from tests.dimse.conftest import DimseApp

@@ -24,8 +24,9 @@ from pynetdicom.events import Event
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from dicom_emulator.dicom import status as store_codes
+from dicom_emulator.dicom import worklist
 from dicom_emulator.dicom.stow_response import StoreOutcome
-from dicom_emulator.dimse import mwl, qr
+from dicom_emulator.dimse import qr
 from dicom_emulator.dimse.mpps import (
     DuplicateInstanceError,
     InvalidAttributeValueError,
@@ -257,20 +258,20 @@ def _find_studies(event: Event, ctx: HandlerContext) -> Iterator[FindResult]:
 
 def _find_worklist(event: Event, ctx: HandlerContext) -> Iterator[FindResult]:
     identifier = event.identifier
-    query = mwl.parse_query(identifier)
+    query = worklist.parse_query(identifier)
     # PatientID and PatientName sit at the top level of both a worklist item and a workitem: the workitem index
     # pre-filters on them; every key is then matched on the worklist item itself.
     records = ctx.bridge.run(
         ctx.runtime.workitems.find_scheduled(
-            patient_id=mwl.identifier_text(identifier, "PatientID"),
-            patient_name=mwl.identifier_text(identifier, "PatientName"),
+            patient_id=worklist.identifier_text(identifier, "PatientID"),
+            patient_name=worklist.identifier_text(identifier, "PatientName"),
         )
     )
     for record in records:
         if event.is_cancelled:
             yield CANCEL, None
             return
-        answer = mwl.answer(query, identifier, mwl.worklist_item(record.to_dataset(), record.uid))
+        answer = worklist.answer(query, identifier, worklist.worklist_item(record.to_dataset(), record.uid))
         if answer is not None:
             yield PENDING, answer
 

@@ -3,7 +3,7 @@
 N-CREATE (status IN PROGRESS) records the procedure step in the database and claims the workitems its Scheduled
 Step Attributes refer to (SCHEDULED → IN PROGRESS); N-SET to COMPLETED or DISCONTINUED completes or cancels them
 (UPS state table and checks of ``services.workitems``). A modality names the scheduled step with the values the
-worklist answer gave it (``dimse.mwl``): the Scheduled Procedure Step ID, else AccessionNumber together with
+worklist answer gave it (``dicom.worklist``): the Scheduled Procedure Step ID, else AccessionNumber together with
 StudyInstanceUID. A step that refers to no known SCHEDULED workitem is an *unscheduled* procedure step
 (PS3.4 F.7.2.1.1): it is recorded and drives nothing.
 
@@ -27,10 +27,10 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
 from dicom_emulator.clock import utcnow
+from dicom_emulator.dicom import worklist
 from dicom_emulator.dicom.identifiers import is_valid_uid
 from dicom_emulator.dicom.json_model import dataset_to_json, element_view, json_to_dataset
 from dicom_emulator.dicom.ups import ProcedureStepState
-from dicom_emulator.dimse import mwl
 from dicom_emulator.errors import BadRequestError, ConflictError, NotFoundError
 from dicom_emulator.services.workitems import WorkitemService
 from dicom_emulator.storage.mpps_store import MppsExistsError, MppsRow, SqlMppsStore, StaleMppsError
@@ -385,7 +385,8 @@ class MppsService:
 
     async def referenced_workitems(self, dataset: Dataset) -> list[str]:
         """The SCHEDULED workitems the Scheduled Step Attributes name: by step ID, else accession + study UID."""
-        candidates = [(r.uid, mwl.worklist_item(r.to_dataset(), r.uid)) for r in await self.workitems.find_scheduled()]
+        scheduled = await self.workitems.find_scheduled()
+        candidates = [(r.uid, worklist.worklist_item(r.to_dataset(), r.uid)) for r in scheduled]
         found: list[str] = []
         for step in _items(dataset, "ScheduledStepAttributesSequence"):
             uid = _find_step(step, candidates)
@@ -398,7 +399,7 @@ def _find_step(step: Dataset, candidates: Sequence[tuple[str, Dataset]]) -> str 
     step_id = _text(step, "ScheduledProcedureStepID")
     if step_id:
         for uid, item in candidates:
-            if step_id in mwl.step_ids(item):
+            if step_id in worklist.step_ids(item):
                 return uid
     accession = _text(step, "AccessionNumber")
     study = _text(step, "StudyInstanceUID")

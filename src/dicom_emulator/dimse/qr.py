@@ -2,7 +2,7 @@
 
 C-FIND: the identifier's keys that the index holds (the core QIDO attributes of the query level and above) become
 QIDO parameters, parsed by the same ``dicom.query`` parser in loose mode (C-FIND allows wild cards and UID lists)
-and run by the same SQL query; the other keys are matched on each hit's stored metadata (``dimse.matching``).
+and run by the same SQL query; the other keys are matched on each hit's stored metadata (``dicom.matching``).
 Results come in pages of :data:`PAGE_SIZE`, newest first as in QIDO. C-GET: the identifier's unique keys name
 the instances, which the retrieve service lists as WADO does.
 """
@@ -17,6 +17,7 @@ from typing import Any
 
 from pydicom import Dataset
 
+from dicom_emulator.dicom import matching
 from dicom_emulator.dicom.identifiers import is_valid_uid
 from dicom_emulator.dicom.json_model import json_to_dataset
 from dicom_emulator.dicom.query import MAX_LIMIT
@@ -28,7 +29,6 @@ from dicom_emulator.dicom.tags import (
     Level,
     QueryResource,
 )
-from dicom_emulator.dimse import matching
 from dicom_emulator.errors import BadRequestError, NotFoundError
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchRequest, SearchService
