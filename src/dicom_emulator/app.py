@@ -27,6 +27,7 @@ from dicom_emulator.runtime import Runtime
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
+from dicom_emulator.services.mpps import MppsService
 from dicom_emulator.services.operations import OperationService
 from dicom_emulator.services.pixels import PixelService, ThumbnailCache
 from dicom_emulator.services.retrieve import RetrieveService
@@ -38,6 +39,7 @@ from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.jobs import SqlJobStore
+from dicom_emulator.storage.mpps_store import SqlMppsStore
 from dicom_emulator.storage.tags_store import SqlTagStore
 from dicom_emulator.storage.workitem_store import SqlWorkitemStore
 
@@ -116,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_transcode_size=settings.max_transcode_size,
                 thumbnails=ThumbnailCache(),
             )
+            workitems = WorkitemService(SqlWorkitemStore(sessions))
             app.state.runtime = Runtime(
                 settings=settings,
                 index=index,
@@ -131,7 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 operations=OperationService(jobs),
                 jobs_runner=runner,
                 pixels=pixels,
-                workitems=WorkitemService(SqlWorkitemStore(index.sessions)),
+                workitems=workitems,
+                mpps=MppsService(SqlMppsStore(sessions), workitems, ae_title=settings.ae_title),
             )
             runner.start()
             if settings.dimse_enabled:

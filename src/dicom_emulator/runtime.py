@@ -10,6 +10,7 @@ from dicom_emulator.jobs.runner import JobRunner
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
+from dicom_emulator.services.mpps import MppsService
 from dicom_emulator.services.operations import OperationService
 from dicom_emulator.services.pixels import PixelService
 from dicom_emulator.services.retrieve import RetrieveService
@@ -40,3 +41,4 @@ class Runtime:
     jobs_runner: JobRunner
     pixels: PixelService
     workitems: WorkitemService
+    mpps: MppsService  # MPPS N-CREATE / N-SET (DIMSE only)

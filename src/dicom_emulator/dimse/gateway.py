@@ -42,11 +42,9 @@ from pynetdicom.sop_class import (
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_emulator.dimse import handlers
-from dicom_emulator.dimse.mpps import MppsService
 from dicom_emulator.errors import ServiceUnavailableError
 from dicom_emulator.runtime import Runtime
 from dicom_emulator.services.search import SearchService
-from dicom_emulator.storage.mpps_store import SqlMppsStore
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +143,6 @@ class DimseGateway:
             runtime=self.runtime,
             bridge=LoopBridge(asyncio.get_running_loop()),
             search=SearchService(self.runtime.index, self.runtime.tags, loose=True),
-            mpps=MppsService(SqlMppsStore(self.runtime.index.sessions), self.runtime.workitems, ae_title=self.ae_title),
             ae_title=self.ae_title,
         )
         bound = [context]

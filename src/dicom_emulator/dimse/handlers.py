@@ -25,9 +25,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from dicom_emulator.dicom import status as store_codes
 from dicom_emulator.dicom import worklist
-from dicom_emulator.dicom.stow_response import StoreOutcome
-from dicom_emulator.dimse import qr
-from dicom_emulator.dimse.mpps import (
+from dicom_emulator.dicom.mpps import (
     DuplicateInstanceError,
     InvalidAttributeValueError,
     InvalidObjectInstanceError,
@@ -35,9 +33,10 @@ from dicom_emulator.dimse.mpps import (
     MissingAttributeValueError,
     MppsError,
     MppsFinalError,
-    MppsService,
     NoSuchInstanceError,
 )
+from dicom_emulator.dicom.stow_response import StoreOutcome
+from dicom_emulator.dimse import qr
 from dicom_emulator.errors import (
     BadRequestError,
     ConflictError,
@@ -165,7 +164,6 @@ class HandlerContext:
     runtime: Runtime
     bridge: LoopBridge
     search: SearchService  # the QIDO engine in loose mode (C-FIND wild cards and UID lists)
-    mpps: MppsService
     ae_title: str
 
 
@@ -334,7 +332,7 @@ def handle_n_create(event: Event, ctx: HandlerContext) -> tuple[Dataset | int, D
     """MPPS N-CREATE (PS3.4 F.7.2.1)."""
     try:
         requested = event.request.AffectedSOPInstanceUID
-        record = ctx.bridge.run(ctx.mpps.create(str(requested) if requested else None, event.attribute_list))
+        record = ctx.bridge.run(ctx.runtime.mpps.create(str(requested) if requested else None, event.attribute_list))
     except Exception as exc:
         return failure(exc, Service.N_CREATE), None
     answer = Dataset()
@@ -348,7 +346,7 @@ def handle_n_set(event: Event, ctx: HandlerContext) -> tuple[Dataset | int, Data
     """MPPS N-SET (PS3.4 F.7.2.2)."""
     try:
         uid = str(event.request.RequestedSOPInstanceUID)
-        ctx.bridge.run(ctx.mpps.update(uid, event.modification_list))
+        ctx.bridge.run(ctx.runtime.mpps.update(uid, event.modification_list))
     except Exception as exc:
         return failure(exc, Service.N_SET), None
     return SUCCESS, Dataset()
