@@ -1,7 +1,7 @@
 """pynetdicom event handlers: parse the request, call a domain service, answer with a DIMSE status.
 
 Handlers run on pynetdicom's association threads and reach the async services on the app's event loop through
-:class:`~dicom_emulator.dimse.gateway.LoopBridge` (``asyncio.run_coroutine_threadsafe(...).result()``). Errors are
+:class:`~dicom_emulator.dimse.bridge.LoopBridge` (``asyncio.run_coroutine_threadsafe(...).result()``). Errors are
 domain exceptions, turned into statuses in exactly one place, :data:`ERROR_STATUSES` (the DIMSE twin of
 ``api/errors.py``), in the spirit of pynetdicom's ``attempt``.
 """
@@ -37,6 +37,7 @@ from dicom_emulator.dicom.mpps import (
 )
 from dicom_emulator.dicom.stow_response import StoreOutcome
 from dicom_emulator.dimse import qr
+from dicom_emulator.dimse.bridge import LoopBridge
 from dicom_emulator.errors import (
     BadRequestError,
     ConflictError,
@@ -51,7 +52,6 @@ from dicom_emulator.services.workitems import WorkitemFailure
 from dicom_emulator.storage.index import InstanceRecord
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dicom_emulator.dimse.gateway import LoopBridge
     from dicom_emulator.runtime import Runtime
 
 logger = logging.getLogger(__name__)
