@@ -39,7 +39,6 @@ from pynetdicom.transport import ThreadedAssociationServer
 from dicom_emulator.dimse import handlers
 from dicom_emulator.dimse.bridge import LoopBridge
 from dicom_emulator.runtime import Runtime
-from dicom_emulator.services.search import SearchService
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +111,6 @@ class DimseGateway:
         context = handlers.HandlerContext(
             runtime=self.runtime,
             bridge=LoopBridge(asyncio.get_running_loop()),
-            search=SearchService(self.runtime.index, self.runtime.tags, loose=True),
             ae_title=self.ae_title,
         )
         bound = [context]

@@ -46,7 +46,6 @@ from dicom_emulator.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreRequest
 from dicom_emulator.services.workitems import WorkitemFailure
 from dicom_emulator.storage.index import InstanceRecord
@@ -163,7 +162,6 @@ class HandlerContext:
 
     runtime: Runtime
     bridge: LoopBridge
-    search: SearchService  # the QIDO engine in loose mode (C-FIND wild cards and UID lists)
     ae_title: str
 
 
@@ -238,10 +236,9 @@ def handle_find(event: Event, ctx: HandlerContext) -> Iterator[FindResult]:
 def _find_studies(event: Event, ctx: HandlerContext) -> Iterator[FindResult]:
     identifier = event.identifier
     query = qr.parse_find(identifier)
-    request = ctx.bridge.run(ctx.search.parse(query.params, query.resource, study_uid=None, series_uid=None))
     offset = 0
     while True:
-        page = ctx.bridge.run(qr.find_page(ctx.search, request, query, offset))
+        page = ctx.bridge.run(qr.find_page(ctx.runtime.search, query, offset))
         for hit in page:
             if event.is_cancelled:  # PS3.4 C.4.1.3.1: C-CANCEL
                 yield CANCEL, None

@@ -53,7 +53,7 @@ from dicom_emulator.dicom.query.normalize import (
     normalize_time,
     person_name_words,
 )
-from dicom_emulator.dicom.query.qido import DEFAULT_LIMIT, INCLUDE_FIELD_ALL, MAX_LIMIT, parse_qido
+from dicom_emulator.dicom.query.qido import DEFAULT_LIMIT, INCLUDE_FIELD_ALL, MAX_LIMIT, parse_filter, parse_qido
 from dicom_emulator.dicom.query.values import dimse_datetime_range, parse_value
 
 __all__ = [
@@ -83,6 +83,7 @@ __all__ = [
     "normalize_string",
     "normalize_time",
     "parse_attribute_id",
+    "parse_filter",
     "parse_qido",
     "parse_value",
     "person_name_words",

@@ -82,8 +82,21 @@ def _group_parameters(params: Iterable[tuple[str, str]]) -> list[tuple[str, list
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Entry point
+# Entry points: one filter, a whole query string
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def parse_filter(
+    query_tag: QueryTag, attribute_id: str, value: str, *, fuzzy: bool = False, loose: bool = False
+) -> Condition:
+    """The condition of one filter on a queryable tag, ``value`` already trimmed (QueryParser.ParseFilterCondition
+    after the tag checks). Also how DIMSE C-FIND turns an identifier key the index holds into a condition (loose)."""
+    if not value:
+        raise QueryValidationError(MSG_EMPTY_VALUE.format(attribute_id))
+    condition = parse_value(query_tag, value, fuzzy, loose)
+    if condition is None:
+        raise QueryValidationError(MSG_UNKNOWN_QUERY_PARAMETER.format(attribute_id))
+    return condition
 
 
 def parse_qido(
@@ -160,11 +173,7 @@ def parse_qido(
             raise QueryValidationError(MSG_NOT_QUERYABLE.format(attribute_id))
         if tag in disabled:
             raise QueryValidationError(MSG_QUERY_DISABLED.format(attribute_id))
-        if not value:
-            raise QueryValidationError(MSG_EMPTY_VALUE.format(attribute_id))
-        condition = parse_value(query_tag, value, fuzzy, loose)
-        if condition is None:
-            raise QueryValidationError(MSG_UNKNOWN_QUERY_PARAMETER.format(attribute_id))
+        condition = parse_filter(query_tag, attribute_id, value, fuzzy=fuzzy, loose=loose)
         if tag in conditions:
             raise QueryValidationError(MSG_DUPLICATE_ATTRIBUTE.format(attribute_id))
         conditions[tag] = condition
