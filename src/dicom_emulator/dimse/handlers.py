@@ -35,7 +35,6 @@ from dicom_emulator.dicom.mpps import (
     MppsFinalError,
     NoSuchInstanceError,
 )
-from dicom_emulator.dicom.stow_response import StoreOutcome
 from dicom_emulator.dimse import qr
 from dicom_emulator.dimse.bridge import LoopBridge
 from dicom_emulator.errors import (
@@ -47,6 +46,7 @@ from dicom_emulator.errors import (
     ServiceUnavailableError,
 )
 from dicom_emulator.services.store import StoreRequest
+from dicom_emulator.services.store_outcome import StoreOutcome
 from dicom_emulator.services.workitems import WorkitemFailure
 from dicom_emulator.storage.index import InstanceRecord
 
