@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 lease=timedelta(seconds=settings.job_lease_seconds),
                 periodic=[(settings.expiry_interval_seconds, ExpirySweep(sessions, deleter))],
             )
-            retrieve = RetrieveService(index)
+            retrieve = RetrieveService(index, blobs)
             pixels = PixelService(
                 retrieve,
                 blobs,

@@ -45,10 +45,10 @@ from dicom_emulator.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
+from dicom_emulator.services.records import InstanceRecord
 from dicom_emulator.services.store import StoreRequest
 from dicom_emulator.services.store_outcome import StoreOutcome
 from dicom_emulator.services.workitems import WorkitemFailure
-from dicom_emulator.storage.index import InstanceRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from dicom_emulator.runtime import Runtime
@@ -276,10 +276,10 @@ def _find_worklist(event: Event, ctx: HandlerContext) -> Iterator[FindResult]:
 
 def _load(record: InstanceRecord, ctx: HandlerContext) -> Dataset:
     """The stored file as a dataset (read on this association thread; memory blobs through the loop)."""
-    path = ctx.runtime.blobs.local_path(record.blob_key)
+    path = ctx.runtime.retrieve.local_path(record)
     if path is not None:
         return dcmread(path)
-    return dcmread(BytesIO(ctx.bridge.run(ctx.runtime.blobs.read_bytes(record.blob_key))))
+    return dcmread(BytesIO(ctx.bridge.run(ctx.runtime.retrieve.read_bytes(record))))
 
 
 def _sendable(ds: Dataset, event: Event) -> Dataset:

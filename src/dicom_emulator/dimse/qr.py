@@ -31,10 +31,9 @@ from dicom_emulator.dicom.tags import (
     QueryTag,
 )
 from dicom_emulator.errors import BadRequestError, NotFoundError
+from dicom_emulator.services.records import DEFAULT_PARTITION_KEY, InstanceRecord
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchRequest, SearchService
-from dicom_emulator.storage.index import InstanceRecord
-from dicom_emulator.storage.models import DEFAULT_PARTITION_KEY
 
 PAGE_SIZE = MAX_LIMIT  # hits fetched per query of the index
 

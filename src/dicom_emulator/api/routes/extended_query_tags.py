@@ -12,7 +12,7 @@ from dicom_emulator.api.deps import ApiContext, ApiDep, RuntimeDep
 from dicom_emulator.errors import BadRequestError
 from dicom_emulator.paging import bind_int, dotnet_round_trip
 from dicom_emulator.services.extended_query_tags import ExistingReindexError
-from dicom_emulator.storage.tags_store import TagRecord
+from dicom_emulator.services.records import TagRecord
 
 router = APIRouter(tags=["Extended query tags"])
 
