@@ -121,22 +121,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             workitems = WorkitemService(SqlWorkitemStore(sessions))
             app.state.runtime = Runtime(
                 settings=settings,
-                index=index,
-                blobs=blobs,
                 spool_dir=spool_dir,
                 store=StoreService(index, blobs, tags),
                 retrieve=retrieve,
                 search=SearchService(index, tags, loose=settings.loose),
                 delete=deleter,
                 changefeed=ChangeFeedService(SqlChangeFeedStore(sessions)),
-                tags=tags,
-                extended_query_tags=ExtendedQueryTagService(tags, jobs),
+                extended_query_tags=ExtendedQueryTagService(tags, jobs, wake=runner.wake),
                 operations=OperationService(jobs),
-                jobs_runner=runner,
                 pixels=pixels,
                 workitems=workitems,
                 mpps=MppsService(SqlMppsStore(sessions), workitems, ae_title=settings.ae_title),
             )
+            # The composition root's own handles, for tests that reach under the services (the fronts use the
+            # Runtime only).
+            app.state.index = index
+            app.state.jobs_runner = runner
             runner.start()
             if settings.dimse_enabled:
                 assert settings.dimse_port is not None

@@ -100,7 +100,7 @@ async def update(dimse: DimseApp, uid: str, ds: Dataset) -> tuple[Dataset, Datas
 
 
 def store(dimse: DimseApp) -> SqlMppsStore:
-    return SqlMppsStore(dimse.app.state.runtime.index.sessions)
+    return dimse.app.state.runtime.mpps.store  # type: ignore[no-any-return]
 
 
 async def test_scheduled_step_in_progress_then_completed(dimse: DimseApp) -> None:
