@@ -21,7 +21,7 @@ from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
 from dicom_emulator.dimse.gateway import DimseGateway
 from dicom_emulator.jobs.expiry import ExpirySweep
-from dicom_emulator.jobs.reindex import REINDEX, ReindexHandler
+from dicom_emulator.jobs.reindex import ReindexHandler
 from dicom_emulator.jobs.runner import JobRunner
 from dicom_emulator.runtime import Runtime
 from dicom_emulator.services.changefeed import ChangeFeedService
@@ -38,7 +38,7 @@ from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryB
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
-from dicom_emulator.storage.jobs import SqlJobStore
+from dicom_emulator.storage.jobs import REINDEX, SqlJobStore
 from dicom_emulator.storage.mpps_store import SqlMppsStore
 from dicom_emulator.storage.tags_store import SqlTagStore
 from dicom_emulator.storage.workitem_store import SqlWorkitemStore

@@ -27,7 +27,6 @@ from dicom_emulator.storage.tags_store import (
     write_value,
 )
 
-REINDEX = "reindex"
 BATCH_SIZE = 100  # instances per transaction
 
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from dicom_emulator.dicom.extended_tags import normalize_path, validate_add_request
 from dicom_emulator.errors import BadRequestError, ConflictError, NotFoundError
-from dicom_emulator.jobs.reindex import REINDEX
-from dicom_emulator.storage.jobs import SqlJobStore, new_job_id
+from dicom_emulator.storage.jobs import REINDEX, SqlJobStore, new_job_id
 from dicom_emulator.storage.tags_store import (
     QUERY_DISABLED,
     QUERY_ENABLED,

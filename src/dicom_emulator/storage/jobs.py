@@ -26,6 +26,9 @@ FAILED = "failed"
 CANCELED = "canceled"
 FINISHED = frozenset({SUCCEEDED, FAILED, CANCELED})
 
+# Job types (the ``type`` column): services queue them, the composition root registers a handler (jobs/) for each.
+REINDEX = "reindex"  # index existing instances on newly added extended query tags (jobs/reindex.py)
+
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
