@@ -40,6 +40,7 @@ from dicom_emulator.storage.db import create_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.jobs import REINDEX, SqlJobStore
 from dicom_emulator.storage.mpps_store import SqlMppsStore
+from dicom_emulator.storage.reindex_store import SqlReindexStore
 from dicom_emulator.storage.tags_store import SqlTagStore
 from dicom_emulator.storage.workitem_store import SqlWorkitemStore
 
@@ -103,12 +104,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 jobs,
                 {
                     REINDEX: ReindexHandler(
-                        sessions, jobs, batch_size=settings.reindex_batch_size, pause=settings.reindex_batch_pause
+                        tags,
+                        SqlReindexStore(sessions),
+                        jobs,
+                        batch_size=settings.reindex_batch_size,
+                        pause=settings.reindex_batch_pause,
                     )
                 },
                 poll_interval=settings.job_poll_interval,
                 lease=timedelta(seconds=settings.job_lease_seconds),
-                periodic=[(settings.expiry_interval_seconds, ExpirySweep(sessions, deleter))],
+                periodic=[(settings.expiry_interval_seconds, ExpirySweep(deleter))],
             )
             retrieve = RetrieveService(index, blobs)
             pixels = PixelService(

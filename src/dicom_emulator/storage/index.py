@@ -346,6 +346,16 @@ class SqlIndex:
             elif latest != study.latest_watermark:
                 study.latest_watermark = latest
 
+    async def expired_studies(self, now: datetime) -> list[tuple[int, str]]:
+        """(partition key, study UID) of the studies whose ``msdicom-expiry-*`` time is ``now`` or earlier."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Study.partition_key, Study.study_uid).where(
+                    Study.expires_at.is_not(None), Study.expires_at <= now
+                )
+            )
+            return [(partition_key, study_uid) for partition_key, study_uid in rows.all()]
+
     async def metadata_for(self, watermarks: Sequence[int]) -> dict[int, str]:
         """Stored DICOM JSON text by watermark."""
         if not watermarks:

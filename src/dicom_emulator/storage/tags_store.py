@@ -135,6 +135,16 @@ class SqlTagStore:
         async with self.sessions() as session:
             return await active_tags(session)
 
+    async def adding(self, keys: Sequence[int]) -> list[TagRecord]:
+        """The tags among ``keys`` that are still being added (their reindex has not completed)."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(ExtendedQueryTag).where(
+                    ExtendedQueryTag.tag_key.in_(keys), ExtendedQueryTag.status == STATUS_ADDING
+                )
+            )
+            return [_record(r) for r in rows.scalars().all()]
+
     async def ready(self) -> list[TagRecord]:
         async with self.sessions() as session:
             rows = await session.execute(select(ExtendedQueryTag).where(ExtendedQueryTag.status == STATUS_READY))
