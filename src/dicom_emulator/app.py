@@ -21,12 +21,13 @@ from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
 from dicom_emulator.dimse.gateway import DimseGateway
 from dicom_emulator.jobs.expiry import ExpirySweep
-from dicom_emulator.jobs.reindex import REINDEX, ReindexHandler
+from dicom_emulator.jobs.reindex import ReindexHandler
 from dicom_emulator.jobs.runner import JobRunner
 from dicom_emulator.runtime import Runtime
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
+from dicom_emulator.services.mpps import MppsService
 from dicom_emulator.services.operations import OperationService
 from dicom_emulator.services.pixels import PixelService, ThumbnailCache
 from dicom_emulator.services.retrieve import RetrieveService
@@ -37,7 +38,9 @@ from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryB
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
-from dicom_emulator.storage.jobs import SqlJobStore
+from dicom_emulator.storage.jobs import REINDEX, SqlJobStore
+from dicom_emulator.storage.mpps_store import SqlMppsStore
+from dicom_emulator.storage.reindex_store import SqlReindexStore
 from dicom_emulator.storage.tags_store import SqlTagStore
 from dicom_emulator.storage.workitem_store import SqlWorkitemStore
 
@@ -126,17 +129,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 jobs,
                 {
                     REINDEX: ReindexHandler(
-                        sessions, jobs, batch_size=settings.reindex_batch_size, pause=settings.reindex_batch_pause
+                        tags,
+                        SqlReindexStore(sessions),
+                        jobs,
+                        batch_size=settings.reindex_batch_size,
+                        pause=settings.reindex_batch_pause,
                     )
                 },
                 poll_interval=settings.job_poll_interval,
                 lease=timedelta(seconds=settings.job_lease_seconds),
                 # With several worker processes one sweep is enough; the job queue itself is shared safely.
-                periodic=[(settings.expiry_interval_seconds, ExpirySweep(sessions, deleter))]
+                periodic=[(settings.expiry_interval_seconds, ExpirySweep(deleter))]
                 if settings.worker_index == 0
                 else [],
             )
-            retrieve = RetrieveService(index)
+            retrieve = RetrieveService(index, blobs)
             pixels = PixelService(
                 retrieve,
                 blobs,
@@ -144,23 +151,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_transcode_size=settings.max_transcode_size,
                 thumbnails=ThumbnailCache(),
             )
+            workitems = WorkitemService(SqlWorkitemStore(sessions))
             app.state.runtime = Runtime(
                 settings=settings,
-                index=index,
-                blobs=blobs,
                 spool_dir=spool_dir,
                 store=StoreService(index, blobs, tags),
                 retrieve=retrieve,
                 search=SearchService(index, tags, loose=settings.loose),
                 delete=deleter,
                 changefeed=ChangeFeedService(SqlChangeFeedStore(sessions)),
-                tags=tags,
-                extended_query_tags=ExtendedQueryTagService(tags, jobs),
+                extended_query_tags=ExtendedQueryTagService(tags, jobs, wake=runner.wake),
                 operations=OperationService(jobs),
-                jobs_runner=runner,
                 pixels=pixels,
-                workitems=WorkitemService(SqlWorkitemStore(index.sessions)),
+                workitems=workitems,
+                mpps=MppsService(SqlMppsStore(sessions), workitems, ae_title=settings.ae_title),
             )
+            # The composition root's own handles, for tests that reach under the services (the fronts use the
+            # Runtime only).
+            app.state.index = index
+            app.state.jobs_runner = runner
             runner.start()
             if settings.dimse_enabled:
                 assert settings.dimse_port is not None

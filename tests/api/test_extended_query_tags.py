@@ -237,8 +237,7 @@ async def test_conflicts_and_not_found(client: httpx.AsyncClient) -> None:
 
 
 async def test_existing_reindex_is_409_with_location(client: httpx.AsyncClient, app: object) -> None:
-    runtime = app.state.runtime  # type: ignore[attr-defined]
-    await runtime.jobs_runner.stop()  # keep the first operation pending
+    await app.state.jobs_runner.stop()  # type: ignore[attr-defined]  # keep the first operation pending
     r = await add_tags(client, [{"path": "PatientAge", "level": "Study"}])
     first = r.json()["id"]
     op = await client.get(f"/v2/operations/{first}")

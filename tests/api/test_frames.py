@@ -160,8 +160,8 @@ async def test_deflated_frames(client: httpx.AsyncClient) -> None:
 async def test_frames_of_rows_stored_without_ranges(client: httpx.AsyncClient, app: object) -> None:
     """Instances indexed before frame ranges existed (frames_json NULL) are located on demand."""
     stored = await store_sample(client, "rtdose_rle.dcm")
-    runtime = app.state.runtime  # type: ignore[attr-defined]
-    async with runtime.index.sessions.begin() as session:
+    index = app.state.index  # type: ignore[attr-defined]
+    async with index.sessions.begin() as session:
         await session.execute(update(Instance).where(Instance.sop_uid == stored.sop).values(frames_json=None))
     r = await client.get(stored.url("/frames/7,2"), headers={"Accept": OCTET_ANY})
     expected = list(generate_frames(stored.dataset.PixelData, number_of_frames=15))

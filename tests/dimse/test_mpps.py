@@ -9,7 +9,7 @@ from pydicom import Dataset
 from pydicom.sequence import Sequence
 
 from dicom_emulator.dicom.ups import ProcedureStepState
-from dicom_emulator.dimse.mwl import step_id
+from dicom_emulator.dicom.worklist import step_id
 from dicom_emulator.storage.mpps_store import SqlMppsStore
 from tests.dimse import scu, workitems
 from tests.dimse.conftest import DimseApp
@@ -100,7 +100,7 @@ async def update(dimse: DimseApp, uid: str, ds: Dataset) -> tuple[Dataset, Datas
 
 
 def store(dimse: DimseApp) -> SqlMppsStore:
-    return SqlMppsStore(dimse.app.state.runtime.index.sessions)
+    return dimse.app.state.runtime.mpps.store  # type: ignore[no-any-return]
 
 
 async def test_scheduled_step_in_progress_then_completed(dimse: DimseApp) -> None:

@@ -1,4 +1,4 @@
-"""Modality Worklist C-FIND served from SCHEDULED UPS workitems (PS3.4 K.6, mapping in dimse/mwl.py)."""
+"""Modality Worklist C-FIND served from SCHEDULED UPS workitems (PS3.4 K.6, mapping in dicom/worklist.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
-from dicom_emulator.dimse.mwl import derived_study_uid, step_id
+from dicom_emulator.dicom.worklist import derived_study_uid, step_id
 from tests.dimse import scu, workitems
 from tests.dimse.conftest import DimseApp
 from tests.factories import new_uid

@@ -1,7 +1,7 @@
 """Extended query tags (reference §7): request validation and value extraction, pure.
 
 Values are read from the bulk-data-stripped DICOM JSON kept for every instance, so reindexing never
-re-reads files. They are normalized like the core index columns (dicom/query.py) so one set of
+re-reads files. They are normalized like the core index columns (dicom/query/normalize.py) so one set of
 matching clauses serves both.
 """
 

@@ -51,18 +51,18 @@ from dicom_emulator.dicom.query import (
     MSG_INCLUDE_ALL_WITH_OTHERS,
     MSG_INCLUDE_FIELD_UNKNOWN,
     Condition,
+    fold_key,
     normalize_datetime,
     normalize_string,
+    parse_attribute_id,
     parse_qido,
+    parse_value,
     person_name_words,
 )
 
 # The QIDO parser's .NET-compatible primitives (String.Trim, OrdinalIgnoreCase keys, DicomTagParser, the value
 # parsers of BaseQueryParser) are exactly what Azure's workitem parser uses too; reuse rather than duplicate them.
-from dicom_emulator.dicom.query import _fold_key as fold_key
-from dicom_emulator.dicom.query import _parse_attribute_id as parse_attribute_id
-from dicom_emulator.dicom.query import _parse_value as parse_value
-from dicom_emulator.dicom.query import _trim as dotnet_trim
+from dicom_emulator.dicom.query import trim as dotnet_trim
 from dicom_emulator.dicom.tags import Level, QueryResource, QueryTag
 from dicom_emulator.errors import BadRequestError, QueryValidationError
 

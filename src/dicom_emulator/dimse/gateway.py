@@ -1,23 +1,18 @@
 """The DIMSE gateway: a pynetdicom Application Entity started and stopped by the app lifespan.
 
 Threading model: pynetdicom accepts associations on its own server thread and runs each association, and so
-every event handler, on a thread of its own. The domain services are async and bound to the app's event loop
-(their database engine and sessions belong to it), so a handler never runs them itself: :class:`LoopBridge`
-submits the coroutine to that loop with ``asyncio.run_coroutine_threadsafe`` and blocks the association thread
-until it finishes. The loop is never blocked by DIMSE work, and HTTP and DIMSE requests share one engine, one
-blob store and one change feed. Shutdown (``server.shutdown()`` joins the server thread and aborts associations)
+every event handler, on a thread of its own. The handlers reach the async services on the app's event loop
+through :class:`~dicom_emulator.dimse.bridge.LoopBridge`, so HTTP and DIMSE requests share one engine, one blob
+store and one change feed. Shutdown (``server.shutdown()`` joins the server thread and aborts associations)
 runs in a worker thread, so handlers waiting on the loop can still finish meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import socket
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
 
 from pydicom.uid import (
     JPEG2000,
@@ -44,18 +39,11 @@ from pynetdicom.sop_class import (
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_emulator.dimse import handlers
-from dicom_emulator.dimse.mpps import MppsService
-from dicom_emulator.errors import ServiceUnavailableError
+from dicom_emulator.dimse.bridge import LoopBridge
 from dicom_emulator.runtime import Runtime
-from dicom_emulator.services.search import SearchService
-from dicom_emulator.storage.mpps_store import SqlMppsStore
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-# How long a handler waits for a service call on the loop before answering "out of resources".
-HANDLER_TIMEOUT = 300.0  # seconds
 MAX_ASSOCIATIONS = 32  # concurrent associations accepted
 
 UNCOMPRESSED_TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian]
@@ -72,27 +60,6 @@ STORAGE_TRANSFER_SYNTAXES = [
     JPEG2000,
     RLELossless,
 ]
-
-
-class LoopBridge:
-    """Run coroutines on the app's event loop from pynetdicom's threads."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float = HANDLER_TIMEOUT) -> None:
-        self.loop = loop
-        self.timeout = timeout
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Submit ``coro`` to the loop and wait for its result (its exception is re-raised here)."""
-        try:
-            future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        except RuntimeError as exc:  # the loop is closed: the app is shutting down
-            coro.close()
-            raise ServiceUnavailableError("The emulator is shutting down.") from exc
-        try:
-            return future.result(self.timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise
 
 
 def build_ae(ae_title: str) -> AE:
@@ -160,8 +127,6 @@ class DimseGateway:
         context = handlers.HandlerContext(
             runtime=self.runtime,
             bridge=LoopBridge(asyncio.get_running_loop()),
-            search=SearchService(self.runtime.index, self.runtime.tags, loose=True),
-            mpps=MppsService(SqlMppsStore(self.runtime.index.sessions), self.runtime.workitems, ae_title=self.ae_title),
             ae_title=self.ae_title,
         )
         bound = [context]

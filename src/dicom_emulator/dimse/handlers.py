@@ -1,7 +1,7 @@
 """pynetdicom event handlers: parse the request, call a domain service, answer with a DIMSE status.
 
 Handlers run on pynetdicom's association threads and reach the async services on the app's event loop through
-:class:`~dicom_emulator.dimse.gateway.LoopBridge` (``asyncio.run_coroutine_threadsafe(...).result()``). Errors are
+:class:`~dicom_emulator.dimse.bridge.LoopBridge` (``asyncio.run_coroutine_threadsafe(...).result()``). Errors are
 domain exceptions, turned into statuses in exactly one place, :data:`ERROR_STATUSES` (the DIMSE twin of
 ``api/errors.py``), in the spirit of pynetdicom's ``attempt``.
 """
@@ -24,9 +24,8 @@ from pynetdicom.events import Event
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from dicom_emulator.dicom import status as store_codes
-from dicom_emulator.dicom.stow_response import StoreOutcome
-from dicom_emulator.dimse import mwl, qr
-from dicom_emulator.dimse.mpps import (
+from dicom_emulator.dicom import worklist
+from dicom_emulator.dicom.mpps import (
     DuplicateInstanceError,
     InvalidAttributeValueError,
     InvalidObjectInstanceError,
@@ -34,9 +33,10 @@ from dicom_emulator.dimse.mpps import (
     MissingAttributeValueError,
     MppsError,
     MppsFinalError,
-    MppsService,
     NoSuchInstanceError,
 )
+from dicom_emulator.dimse import qr
+from dicom_emulator.dimse.bridge import LoopBridge
 from dicom_emulator.errors import (
     BadRequestError,
     ConflictError,
@@ -45,13 +45,12 @@ from dicom_emulator.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from dicom_emulator.services.search import SearchService
+from dicom_emulator.services.records import InstanceRecord
 from dicom_emulator.services.store import StoreRequest
+from dicom_emulator.services.store_outcome import StoreOutcome
 from dicom_emulator.services.workitems import WorkitemFailure
-from dicom_emulator.storage.index import InstanceRecord
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dicom_emulator.dimse.gateway import LoopBridge
     from dicom_emulator.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -163,8 +162,6 @@ class HandlerContext:
 
     runtime: Runtime
     bridge: LoopBridge
-    search: SearchService  # the QIDO engine in loose mode (C-FIND wild cards and UID lists)
-    mpps: MppsService
     ae_title: str
 
 
@@ -239,10 +236,9 @@ def handle_find(event: Event, ctx: HandlerContext) -> Iterator[FindResult]:
 def _find_studies(event: Event, ctx: HandlerContext) -> Iterator[FindResult]:
     identifier = event.identifier
     query = qr.parse_find(identifier)
-    request = ctx.bridge.run(ctx.search.parse(query.params, query.resource, study_uid=None, series_uid=None))
     offset = 0
     while True:
-        page = ctx.bridge.run(qr.find_page(ctx.search, request, query, offset))
+        page = ctx.bridge.run(qr.find_page(ctx.runtime.search, query, offset))
         for hit in page:
             if event.is_cancelled:  # PS3.4 C.4.1.3.1: C-CANCEL
                 yield CANCEL, None
@@ -257,20 +253,20 @@ def _find_studies(event: Event, ctx: HandlerContext) -> Iterator[FindResult]:
 
 def _find_worklist(event: Event, ctx: HandlerContext) -> Iterator[FindResult]:
     identifier = event.identifier
-    query = mwl.parse_query(identifier)
+    query = worklist.parse_query(identifier)
     # PatientID and PatientName sit at the top level of both a worklist item and a workitem: the workitem index
     # pre-filters on them; every key is then matched on the worklist item itself.
     records = ctx.bridge.run(
         ctx.runtime.workitems.find_scheduled(
-            patient_id=mwl.identifier_text(identifier, "PatientID"),
-            patient_name=mwl.identifier_text(identifier, "PatientName"),
+            patient_id=worklist.identifier_text(identifier, "PatientID"),
+            patient_name=worklist.identifier_text(identifier, "PatientName"),
         )
     )
     for record in records:
         if event.is_cancelled:
             yield CANCEL, None
             return
-        answer = mwl.answer(query, identifier, mwl.worklist_item(record.to_dataset(), record.uid))
+        answer = worklist.answer(query, identifier, worklist.worklist_item(record.to_dataset(), record.uid))
         if answer is not None:
             yield PENDING, answer
 
@@ -280,10 +276,10 @@ def _find_worklist(event: Event, ctx: HandlerContext) -> Iterator[FindResult]:
 
 def _load(record: InstanceRecord, ctx: HandlerContext) -> Dataset:
     """The stored file as a dataset (read on this association thread; memory blobs through the loop)."""
-    path = ctx.runtime.blobs.local_path(record.blob_key)
+    path = ctx.runtime.retrieve.local_path(record)
     if path is not None:
         return dcmread(path)
-    return dcmread(BytesIO(ctx.bridge.run(ctx.runtime.blobs.read_bytes(record.blob_key))))
+    return dcmread(BytesIO(ctx.bridge.run(ctx.runtime.retrieve.read_bytes(record))))
 
 
 def _sendable(ds: Dataset, event: Event) -> Dataset:
@@ -333,7 +329,7 @@ def handle_n_create(event: Event, ctx: HandlerContext) -> tuple[Dataset | int, D
     """MPPS N-CREATE (PS3.4 F.7.2.1)."""
     try:
         requested = event.request.AffectedSOPInstanceUID
-        record = ctx.bridge.run(ctx.mpps.create(str(requested) if requested else None, event.attribute_list))
+        record = ctx.bridge.run(ctx.runtime.mpps.create(str(requested) if requested else None, event.attribute_list))
     except Exception as exc:
         return failure(exc, Service.N_CREATE), None
     answer = Dataset()
@@ -347,7 +343,7 @@ def handle_n_set(event: Event, ctx: HandlerContext) -> tuple[Dataset | int, Data
     """MPPS N-SET (PS3.4 F.7.2.2)."""
     try:
         uid = str(event.request.RequestedSOPInstanceUID)
-        ctx.bridge.run(ctx.mpps.update(uid, event.modification_list))
+        ctx.bridge.run(ctx.runtime.mpps.update(uid, event.modification_list))
     except Exception as exc:
         return failure(exc, Service.N_SET), None
     return SUCCESS, Dataset()

@@ -1,10 +1,10 @@
 """Study Root Query/Retrieve (PS3.4 Annex C) over the QIDO query engine and the retrieve service.
 
 C-FIND: the identifier's keys that the index holds (the core QIDO attributes of the query level and above) become
-QIDO parameters, parsed by the same ``dicom.query`` parser in loose mode (C-FIND allows wild cards and UID lists)
-and run by the same SQL query; the other keys are matched on each hit's stored metadata (``dimse.matching``).
-Results come in pages of :data:`PAGE_SIZE`, newest first as in QIDO. C-GET: the identifier's unique keys name
-the instances, which the retrieve service lists as WADO does.
+the same typed conditions a QIDO query string does, built directly with the QIDO filter parser in loose mode
+(C-FIND allows wild cards and UID lists), and run by the same SQL query; the other keys are matched on each hit's
+stored metadata (``dicom.matching``). Results come in pages of :data:`PAGE_SIZE`, newest first as in QIDO. C-GET:
+the identifier's unique keys name the instances, which the retrieve service lists as WADO does.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 
 from pydicom import Dataset
 
+from dicom_emulator.dicom import matching
 from dicom_emulator.dicom.identifiers import is_valid_uid
 from dicom_emulator.dicom.json_model import json_to_dataset
-from dicom_emulator.dicom.query import MAX_LIMIT
+from dicom_emulator.dicom.query import MAX_LIMIT, Condition, ParsedQuery, parse_filter, trim
 from dicom_emulator.dicom.tags import (
     ALL_EXTRA_TAGS,
     CORE_QUERY_TAGS_BY_TAG,
@@ -27,13 +28,12 @@ from dicom_emulator.dicom.tags import (
     V2_DEFAULT_TAGS,
     Level,
     QueryResource,
+    QueryTag,
 )
-from dicom_emulator.dimse import matching
 from dicom_emulator.errors import BadRequestError, NotFoundError
+from dicom_emulator.services.records import DEFAULT_PARTITION_KEY, InstanceRecord
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchRequest, SearchService
-from dicom_emulator.storage.index import InstanceRecord
-from dicom_emulator.storage.models import DEFAULT_PARTITION_KEY
 
 PAGE_SIZE = MAX_LIMIT  # hits fetched per query of the index
 
@@ -71,8 +71,7 @@ class FindQuery:
     """A Study Root C-FIND identifier, split between the SQL index and metadata matching."""
 
     level: str
-    resource: QueryResource
-    params: tuple[tuple[str, str], ...]
+    request: SearchRequest  # the keys the index holds, as QIDO conditions on core attributes
     residual: matching.IdentifierQuery
     identifier: Dataset
 
@@ -97,7 +96,7 @@ def parse_find(identifier: Dataset) -> FindQuery:
     level = query_level(identifier)
     resource = RESOURCES[level]
     result_level = resource.result_level
-    params: list[tuple[str, str]] = []
+    index_keys: list[tuple[QueryTag, str]] = []
     skip = {QUERY_RETRIEVE_LEVEL, SPECIFIC_CHARACTER_SET, RETRIEVE_AE_TITLE, INSTANCE_AVAILABILITY}
     for tag in (int(t) for t in identifier.keys()):
         tag_level = _TAG_LEVEL.get(tag, result_level)
@@ -112,27 +111,37 @@ def parse_find(identifier: Dataset) -> FindQuery:
             continue  # a sequence or binary value: matched (or not) on the metadata
         skip.add(tag)
         if not matching.is_universal(text):
-            params.append((query_tag.keyword, text))
+            index_keys.append((query_tag, text))
     residual = matching.parse_identifier(identifier, result_level, skip=skip)
+    # Index keys parse as QIDO filters (value trimmed like .NET's String.Trim), after the residual keys: when both
+    # are malformed, the residual key is the one reported.
+    conditions: list[Condition] = [parse_filter(qt, qt.keyword, trim(text), loose=True) for qt, text in index_keys]
     # The unique keys of the query level and above are always returned, so every answer names its entity.
     returned = copy.deepcopy(identifier)
     for tag in UNIQUE_KEYS[: _DEPTH[result_level] + 1]:
         if tag not in returned:
             returned[tag] = matching.empty_element(tag)
-    return FindQuery(level, resource, tuple(params), residual, returned)
+    parsed = ParsedQuery(
+        resource=resource,
+        conditions=tuple(conditions),
+        limit=PAGE_SIZE,
+        offset=0,
+        fuzzy=False,
+        include_all=False,
+        include_tags=requested_tags(returned),
+        filter_keys={c.tag.tag: c.tag.keyword for c in conditions},
+    )
+    return FindQuery(level, SearchRequest(parsed), residual, returned)
 
 
 def requested_tags(identifier: Dataset) -> tuple[int, ...]:
     return tuple(int(t) for t in identifier.keys() if int(t) >> 16 and not (int(t) >> 16) & 1)
 
 
-async def find_page(
-    search: SearchService, request: SearchRequest, query: FindQuery, offset: int
-) -> list[dict[str, Any]]:
+async def find_page(search: SearchService, query: FindQuery, offset: int) -> list[dict[str, Any]]:
     """One page of QIDO hits (DICOM JSON with every requested key the metadata has)."""
-    parsed = dataclasses.replace(
-        request.query, limit=PAGE_SIZE, offset=offset, include_tags=requested_tags(query.identifier)
-    )
+    request = query.request
+    parsed = dataclasses.replace(request.query, offset=offset)
     return await search.search(dataclasses.replace(request, query=parsed), api_major=2)
 
 

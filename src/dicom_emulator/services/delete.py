@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from dicom_emulator.errors import NotFoundError
 from dicom_emulator.services.retrieve import INSTANCE_NOT_FOUND, SERIES_NOT_FOUND, STUDY_NOT_FOUND
@@ -32,3 +33,7 @@ class DeleteService:
                 # The rows are gone, so the instance is deleted; an undeletable file is an orphan.
                 logger.warning("could not delete blob %s", record.blob_key, exc_info=True)
         return records
+
+    async def expired_studies(self, now: datetime) -> list[tuple[int, str]]:
+        """(partition key, study UID) of the studies whose expiry time (STOW ``msdicom-expiry-*``) has passed."""
+        return await self.index.expired_studies(now)

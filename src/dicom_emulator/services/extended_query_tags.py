@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dicom_emulator.dicom.extended_tags import normalize_path, validate_add_request
 from dicom_emulator.errors import BadRequestError, ConflictError, NotFoundError
-from dicom_emulator.jobs.reindex import REINDEX
-from dicom_emulator.storage.jobs import SqlJobStore, new_job_id
+from dicom_emulator.storage.jobs import REINDEX, SqlJobStore, new_job_id
 from dicom_emulator.storage.tags_store import (
     QUERY_DISABLED,
     QUERY_ENABLED,
@@ -30,9 +30,11 @@ def _not_found(path: str) -> NotFoundError:
 
 
 class ExtendedQueryTagService:
-    def __init__(self, tags: SqlTagStore, jobs: SqlJobStore) -> None:
+    def __init__(self, tags: SqlTagStore, jobs: SqlJobStore, *, wake: Callable[[], None] = lambda: None) -> None:
         self.tags = tags
         self.jobs = jobs
+        # Tells this process's job runner to poll now, so a queued reindex starts without waiting a poll interval.
+        self.wake = wake
 
     async def add(self, body: Any, *, base_url: str) -> str:
         """Validate, insert the tags as 'adding' and queue their reindex in one transaction; returns its id."""
@@ -45,6 +47,7 @@ class ExtendedQueryTagService:
             keys = await self.tags.add(session, definitions, job_id)
             resources = [f"{base_url}/extendedquerytags/{d.path}" for d in definitions]
             SqlJobStore.add(session, REINDEX, {"tag_keys": keys}, resources, job_id=job_id)
+        self.wake()
         return job_id
 
     async def list_tags(self, limit: int, offset: int) -> list[TagRecord]:

@@ -1,10 +1,14 @@
-"""Resolve instances for WADO-RS and serve metadata from the JSON stored at store time."""
+"""Resolve instances for WADO-RS and C-GET, read their stored files, and serve metadata from the JSON stored at
+store time."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from dicom_emulator.errors import NotFoundError
+from dicom_emulator.storage.blobs import BlobStore
 from dicom_emulator.storage.index import InstanceRecord, SqlIndex
 
 STUDY_NOT_FOUND = "The specified study cannot be found."
@@ -20,8 +24,9 @@ class MetadataResult:
 
 
 class RetrieveService:
-    def __init__(self, index: SqlIndex) -> None:
+    def __init__(self, index: SqlIndex, blobs: BlobStore) -> None:
         self.index = index
+        self.blobs = blobs
 
     async def instances(
         self, partition_key: int, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
@@ -51,3 +56,15 @@ class RetrieveService:
             etag = f"{max(r.watermark for r in records)}-{len(records)}"
         body = b"[" + b",".join(r.metadata_json.encode() for r in records) + b"]"
         return MetadataResult(etag=etag, body=body)
+
+    def read(self, record: InstanceRecord) -> AsyncIterator[bytes]:
+        """The stored file of ``record`` as sent (no transcoding), streamed in chunks."""
+        return self.blobs.read(record.blob_key)
+
+    async def read_bytes(self, record: InstanceRecord) -> bytes:
+        """The stored file of ``record`` in memory (C-GET reads it into a dataset)."""
+        return await self.blobs.read_bytes(record.blob_key)
+
+    def local_path(self, record: InstanceRecord) -> Path | None:
+        """A filesystem path to the stored file for libraries that need one (pydicom), ``None`` for memory blobs."""
+        return self.blobs.local_path(record.blob_key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dicom_emulator.dicom.json_model import filter_json
@@ -41,13 +41,14 @@ for _qt in CORE_QUERY_TAGS_BY_TAG.values():
 
 @dataclass(frozen=True, slots=True)
 class SearchRequest:
-    """A parsed QIDO query plus the extended query tags it may use."""
+    """A parsed QIDO query plus the extended query tags it may use (none for a query on core attributes only,
+    such as the one DIMSE C-FIND builds)."""
 
     query: ParsedQuery
     # tag → tag_key of the ready extended query tags.
-    extended_keys: dict[int, int]
+    extended_keys: dict[int, int] = field(default_factory=dict)
     # Keys as sent of filters on enabled extended tags that have indexing errors (§4.7).
-    erroneous_keys: list[str]
+    erroneous_keys: list[str] = field(default_factory=list)
 
 
 class SearchService:

@@ -28,10 +28,10 @@ from dicom_emulator.dicom.identifiers import is_valid_uid
 from dicom_emulator.dicom.indexing import number_of_frames, series_index_values, study_index_values
 from dicom_emulator.dicom.json_model import dataset_to_json
 from dicom_emulator.dicom.reading import InvalidDicomInstanceError, ParsedInstance, read_instance
-from dicom_emulator.dicom.stow_response import StoreOutcome
 from dicom_emulator.dicom.tags import CORE_QUERY_TAGS
 from dicom_emulator.dicom.validation import validate_for_store
 from dicom_emulator.errors import InstanceAlreadyExistsError
+from dicom_emulator.services.store_outcome import StoreOutcome
 from dicom_emulator.storage.blobs import BlobStore
 from dicom_emulator.storage.index import NewInstance, SqlIndex
 from dicom_emulator.storage.tags_store import SqlTagStore

@@ -24,12 +24,12 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom import ups
 from dicom_emulator.dicom.json_model import dataset_to_json, json_to_dataset
 from dicom_emulator.dicom.query import Condition, Wildcard, dimse_datetime_range, normalize_string
 from dicom_emulator.dicom.ups import ProcedureStepState, SearchKey, WorkitemQuery
 from dicom_emulator.errors import BadRequestError, ConflictError, EmulatorError, NotFoundError
-from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.models import DEFAULT_PARTITION_KEY
 from dicom_emulator.storage.workitem_store import SqlWorkitemStore, StaleWorkitemError, WorkitemExistsError, WorkitemRow
 

@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from dicom_emulator.storage.clock import utcnow
+from dicom_emulator.clock import utcnow
 from dicom_emulator.storage.instance_writes import (
     ACTION_CREATE,
     FEED_LOCK_ID,
@@ -292,6 +293,16 @@ class SqlIndex:
                 await session.delete(study)
             elif latest != study.latest_watermark:
                 study.latest_watermark = latest
+
+    async def expired_studies(self, now: datetime) -> list[tuple[int, str]]:
+        """(partition key, study UID) of the studies whose ``msdicom-expiry-*`` time is ``now`` or earlier."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Study.partition_key, Study.study_uid).where(
+                    Study.expires_at.is_not(None), Study.expires_at <= now
+                )
+            )
+            return [(partition_key, study_uid) for partition_key, study_uid in rows.all()]
 
     async def metadata_for(self, watermarks: Sequence[int]) -> dict[int, str]:
         """Stored DICOM JSON text by watermark."""

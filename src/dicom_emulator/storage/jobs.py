@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dicom_emulator.storage.clock import utcnow
+from dicom_emulator.clock import utcnow
 from dicom_emulator.storage.models import Job
 
 NOT_STARTED = "notStarted"
@@ -25,6 +25,9 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELED = "canceled"
 FINISHED = frozenset({SUCCEEDED, FAILED, CANCELED})
+
+# Job types (the ``type`` column): services queue them, the composition root registers a handler (jobs/) for each.
+REINDEX = "reindex"  # index existing instances on newly added extended query tags (jobs/reindex.py)
 
 
 @dataclass(frozen=True, slots=True)

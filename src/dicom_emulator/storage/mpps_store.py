@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dicom_emulator.storage.clock import utcnow
+from dicom_emulator.clock import utcnow
 from dicom_emulator.storage.models import DEFAULT_PARTITION_KEY, PerformedProcedureStep
 
 

@@ -1,4 +1,4 @@
-"""Typed query conditions (dicom/query.py) to SQLAlchemy clauses, and the QIDO page queries.
+"""Typed query conditions (dicom/query/conditions.py) to SQLAlchemy clauses, and the QIDO page queries.
 
 One function per condition type, as pynetdicom's qrscp dispatches on the matching type; each branch
 names its matching rule. Results are paged as studies, series or instances (never as instance rows

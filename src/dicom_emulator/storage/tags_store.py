@@ -11,10 +11,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
+from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.extended_tags import MAX_EXTENDED_QUERY_TAGS, IndexedValue, TagDefinition
 from dicom_emulator.dicom.tags import Level
 from dicom_emulator.errors import ConflictError, ServiceUnavailableError
-from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.models import ExtendedQueryTag, ExtendedQueryTagError, ExtendedQueryTagValue
 
 STATUS_ADDING = "adding"
@@ -156,6 +156,16 @@ class SqlTagStore:
         async with self.sessions.kw["bind"].connect() as conn:
             rows = await conn.execute(_ACTIVE_TAGS)
             return [_record(row) for row in rows]  # type: ignore[arg-type]
+
+    async def adding(self, keys: Sequence[int]) -> list[TagRecord]:
+        """The tags among ``keys`` that are still being added (their reindex has not completed)."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(ExtendedQueryTag).where(
+                    ExtendedQueryTag.tag_key.in_(keys), ExtendedQueryTag.status == STATUS_ADDING
+                )
+            )
+            return [_record(r) for r in rows.scalars().all()]
 
     async def ready(self) -> list[TagRecord]:
         async with self.sessions() as session:

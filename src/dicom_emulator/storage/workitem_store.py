@@ -17,9 +17,9 @@ from sqlalchemy import ColumnElement, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.query import Condition, SingleValue, Wildcard
 from dicom_emulator.dicom.ups import LIST_DELIMITER, SearchKey
-from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.models import Workitem
 from dicom_emulator.storage.querying import match_clause
 

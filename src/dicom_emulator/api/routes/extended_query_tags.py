@@ -12,7 +12,7 @@ from dicom_emulator.api.deps import ApiContext, ApiDep, RuntimeDep
 from dicom_emulator.errors import BadRequestError
 from dicom_emulator.paging import bind_int, dotnet_round_trip
 from dicom_emulator.services.extended_query_tags import ExistingReindexError
-from dicom_emulator.storage.tags_store import TagRecord
+from dicom_emulator.services.records import TagRecord
 
 router = APIRouter(tags=["Extended query tags"])
 
@@ -51,7 +51,6 @@ async def add_tags(request: Request, api: ApiDep, runtime: RuntimeDep) -> Respon
     except ExistingReindexError as exc:
         href = f"{api.base_url}/operations/{exc.operation_id}"
         return Response(exc.message, status_code=409, media_type="text/plain", headers={"Location": href})
-    runtime.jobs_runner.wake()
     href = f"{api.base_url}/operations/{job_id}"
     return _json({"id": job_id, "href": href}, status=202, headers={"Location": href})
 

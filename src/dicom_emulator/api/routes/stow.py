@@ -12,11 +12,11 @@ from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header, warning_h
 from dicom_emulator.api.multipart import SpooledPart, read_multipart, spool_body
 from dicom_emulator.api.negotiation import parse_stow_content_type, require_dicom_json
 from dicom_emulator.api.routes.not_emulated import BULK_UPDATE, bulk_update
+from dicom_emulator.api.stow_response import build_store_response, store_status
+from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.identifiers import validate_uid
-from dicom_emulator.dicom.stow_response import build_store_response, store_status
 from dicom_emulator.errors import BadRequestError, UnsupportedMediaTypeError
 from dicom_emulator.services.store import StoreRequest
-from dicom_emulator.storage.index import utcnow
 
 router = APIRouter(tags=["STOW-RS"])
 

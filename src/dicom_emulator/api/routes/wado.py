@@ -13,7 +13,7 @@ from dicom_emulator.api.negotiation import RetrieveResource, negotiate_retrieve,
 from dicom_emulator.dicom.identifiers import validate_uid
 from dicom_emulator.errors import NotAcceptableError
 from dicom_emulator.runtime import Runtime
-from dicom_emulator.storage.index import InstanceRecord
+from dicom_emulator.services.records import InstanceRecord
 
 router = APIRouter(tags=["WADO-RS"])
 
@@ -31,7 +31,7 @@ async def _instance_body(runtime: Runtime, record: InstanceRecord, ts: str) -> t
     """
     stored_ts = record.transfer_syntax or ""
     if ts in ("*", stored_ts):
-        return stored_ts, runtime.blobs.read(record.blob_key)
+        return stored_ts, runtime.retrieve.read(record)
     return ts, await runtime.pixels.transcoded_instance(record, ts)
 
 

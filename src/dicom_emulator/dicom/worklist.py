@@ -46,8 +46,8 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 
+from dicom_emulator.dicom import matching
 from dicom_emulator.dicom.json_model import element_view
-from dicom_emulator.dimse import matching
 
 # The short step ID: Scheduled Procedure Step ID is SH, at most 16 characters (PS3.5 Table 6.2-1).
 STEP_ID_LENGTH = 16

@@ -32,9 +32,9 @@ from dicom_emulator.dicom.query import (
     normalize_datetime,
     normalize_string,
     normalize_time,
+    parse_value,
     person_name_words,
 )
-from dicom_emulator.dicom.query import _parse_value as parse_value
 from dicom_emulator.dicom.tags import Level, QueryTag
 
 # VRs that never carry a matching value (PS3.4 C.2.2.2: no matching on bulk or binary data).

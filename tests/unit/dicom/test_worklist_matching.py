@@ -1,4 +1,4 @@
-"""Pure units of the gateway: the worklist mapping (dimse/mwl.py) and C-FIND matching (dimse/matching.py)."""
+"""The worklist mapping (dicom/worklist.py) and C-FIND matching (dicom/matching.py) behind the DIMSE gateway."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
-from dicom_emulator.dimse import matching, mwl
+from dicom_emulator.dicom import matching
+from dicom_emulator.dicom import worklist as mwl
 from dicom_emulator.errors import BadRequestError
 
 

@@ -1,30 +1,10 @@
-"""The STOW-RS response dataset and its HTTP status (reference §2.4, §2.5)."""
+"""The STOW-RS response dataset and its HTTP status (reference §2.4, §2.5), from the outcomes of the store service."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(slots=True)
-class StoreOutcome:
-    """What happened to one part of a STOW request."""
-
-    sop_class_uid: str | None = None
-    sop_uid: str | None = None
-    study_uid: str | None = None
-    series_uid: str | None = None
-    failure_code: int | None = None
-    warning_reason: int | None = None
-    # ErrorComment texts for FailedAttributesSequence (0074,1048).
-    comments: list[str] = field(default_factory=list)
-    # True when the failure came from attribute validation: only then is 0074,1048 on a failure item.
-    validation_failure: bool = False
-    multiple_values_warning: bool = False
-
-    @property
-    def stored(self) -> bool:
-        return self.failure_code is None
+from dicom_emulator.services.store_outcome import StoreOutcome
 
 
 def _failed_attributes(comments: list[str]) -> dict[str, Any]:

@@ -1,9 +1,0 @@
-"""The one clock of the index (UTC, timezone-aware)."""
-
-from __future__ import annotations
-
-from datetime import UTC, datetime
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
