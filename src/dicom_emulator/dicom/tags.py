@@ -1,9 +1,11 @@
-"""Core indexed tags, query levels and the QIDO returned-attribute sets (reference §4.3, §4.6)."""
+"""Core indexed tags, query levels and the QIDO returned-attribute sets (reference §4.3, §4.6); tag naming helpers."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from pydicom.datadict import tag_for_keyword
 
 
 class Level(enum.StrEnum):
@@ -156,3 +158,17 @@ def default_return_tags(level: Level, api_major: int, include_all: bool) -> tupl
     if include_all:
         return V1_DEFAULT_TAGS[level] + ALL_EXTRA_TAGS[level]
     return (V1_DEFAULT_TAGS if api_major == 1 else V2_DEFAULT_TAGS)[level]
+
+
+def keyword_tag(keyword: str) -> int:
+    """The tag of a data dictionary keyword (PS3.6 Table 6-1); ``KeyError`` for an unknown one (a programming
+    error: callers pass literal keywords)."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(keyword)
+    return int(tag)
+
+
+def tag_text(tag: int) -> str:
+    """fo-dicom's ``DicomTag.ToString()``: ``(gggg,eeee)`` in lower-case hex, as Azure prints tags in messages."""
+    return f"({tag >> 16:04x},{tag & 0xFFFF:04x})"

@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from pydicom import config as pydicom_config
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -63,7 +63,7 @@ from dicom_emulator.dicom.query import _fold_key as fold_key
 from dicom_emulator.dicom.query import _parse_attribute_id as parse_attribute_id
 from dicom_emulator.dicom.query import _parse_value as parse_value
 from dicom_emulator.dicom.query import _trim as dotnet_trim
-from dicom_emulator.dicom.tags import Level, QueryResource, QueryTag
+from dicom_emulator.dicom.tags import Level, QueryResource, QueryTag, keyword_tag, tag_text
 from dicom_emulator.errors import BadRequestError, QueryValidationError
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -124,11 +124,6 @@ MSG_NESTED_SEQUENCE = (  # ElementValidationException(path, SQ, NestedSequence) 
     "Dicom element '{0}' failed validation for VR 'SQ': Nested Dicom sequence tags are currently not supported."
 )
 MSG_SEQUENTIAL_TAGS = "Sequential dicom tags are currently not supported."
-
-
-def tag_text(tag: int) -> str:
-    """fo-dicom's ``DicomTag.ToString()``: ``(gggg,eeee)`` in lower-case hex."""
-    return f"({tag >> 16:04x},{tag & 0xFFFF:04x})"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -355,15 +350,8 @@ class Requirement:
     items: tuple[Requirement, ...] | None = None
 
 
-def _tag(keyword: str) -> int:
-    tag = tag_for_keyword(keyword)
-    if tag is None:  # pragma: no cover - the tables are checked by the unit tests
-        raise KeyError(keyword)
-    return int(tag)
-
-
 def _r(keyword: str, usage: Usage, items: Iterable[Requirement] | None = None) -> Requirement:
-    return Requirement(_tag(keyword), usage, None if items is None else tuple(items))
+    return Requirement(keyword_tag(keyword), usage, None if items is None else tuple(items))
 
 
 def _u(create: Usage, update: Usage, *, for_create: bool) -> Usage:
@@ -1062,7 +1050,7 @@ class FinalRequirement:
 
 
 def _f(keyword: str, usage: FinalUsage, items: Iterable[FinalRequirement] | None = None) -> FinalRequirement:
-    return FinalRequirement(_tag(keyword), usage, None if items is None else tuple(items))
+    return FinalRequirement(keyword_tag(keyword), usage, None if items is None else tuple(items))
 
 
 # Azure's subset of the final-state codes (WorkitemFinalStateValidatorExtension); Specific Character Set is
@@ -1404,7 +1392,7 @@ SEARCH_KEYS_BY_COLUMN: dict[str, SearchKey] = {key.column: key for key in SEARCH
 # Workitem attributes with a return key type of 1 or 2, always returned by a search (Azure's RequiredReturnTags,
 # from PS3.4 Table CC.2.5-3).
 RETURN_TAGS: frozenset[int] = frozenset(
-    _tag(keyword)
+    keyword_tag(keyword)
     for keyword in (
         "SpecificCharacterSet",
         "SOPClassUID",
