@@ -130,6 +130,14 @@ def element_view(ds: Dataset, tag: int, encodings: list[str] | None = None) -> E
     return _converted_view(ds, elem)
 
 
+def sequence_items(ds: Dataset, tag: int) -> list[Dataset]:
+    """The items of sequence ``tag`` in ``ds``: ``[]`` when it is absent, has no items or is not an SQ."""
+    view = element_view(ds, tag)
+    if view is None or view.vr != "SQ":
+        return []
+    return list(view.values)
+
+
 def _raw_view(ds: Dataset, raw: RawDataElement, encodings: list[str]) -> ElementView | None:
     tag = int(raw.tag)
     data: dict[str, Any] = {}

@@ -41,7 +41,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
 from dicom_emulator.dicom.indexing import first_value
-from dicom_emulator.dicom.json_model import element_view
+from dicom_emulator.dicom.json_model import element_view, sequence_items
 from dicom_emulator.dicom.query import (
     INCLUDE_FIELD_ALL,
     MSG_DUPLICATE_ATTRIBUTE,
@@ -1100,13 +1100,6 @@ def _value_count(ds: Dataset, tag: int) -> int:
     return 0 if view is None else len(view.values)
 
 
-def _items(ds: Dataset, tag: int) -> list[Dataset]:
-    view = element_view(ds, tag)
-    if view is None or view.vr != "SQ":
-        return []
-    return list(view.values)
-
-
 def _blank_string(ds: Dataset, tag: int) -> bool:
     """A string attribute (by dictionary VR) whose whole value is white space (``string.IsNullOrWhiteSpace``)."""
     try:
@@ -1140,7 +1133,7 @@ def _check_usage(ds: Dataset, tag: int, usage: Usage) -> str | None:
 
 def _check_items(ds: Dataset, requirement: Requirement) -> str | None:
     assert requirement.items is not None
-    for item in _items(ds, requirement.tag):
+    for item in sequence_items(ds, requirement.tag):
         for child in requirement.items:
             message = _check_usage(item, child.tag, child.usage)
             if message is None and child.items is not None:
@@ -1189,7 +1182,7 @@ def _check_final(ds: Dataset, requirements: Sequence[FinalRequirement], target: 
     for requirement in requirements:
         message = _required(ds, requirement.tag) if _final_needed(requirement.usage, target) else None
         if message is None and requirement.items is not None:
-            for item in _items(ds, requirement.tag):
+            for item in sequence_items(ds, requirement.tag):
                 message = _check_final(item, requirement.items, target)
                 if message is not None:
                     break
@@ -1571,7 +1564,7 @@ def _sequence_values(ds: Dataset, path: tuple[int, ...], vr: str) -> str | None:
     """The normalized first value of ``path[1]`` in every item of ``path[0]``, as ``\\A\\B\\`` (Azure indexes one
     row per item, so any item can match)."""
     values: list[str] = []
-    for item in _items(ds, path[0]):
+    for item in sequence_items(ds, path[0]):
         view = element_view(item, path[1])
         if view is None or not view.values:
             continue
