@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dicom_emulator.dicom.query import Condition, SingleValue, Wildcard
-from dicom_emulator.dicom.ups import LIST_DELIMITER, SearchKey
+from dicom_emulator.dicom.ups.search import LIST_DELIMITER, SearchKey
 from dicom_emulator.storage.clock import utcnow
 from dicom_emulator.storage.models import Workitem
 from dicom_emulator.storage.querying import match_clause
