@@ -39,6 +39,7 @@ from dicom_emulator.dicom.ups.attributes import (
 )
 from dicom_emulator.dicom.ups.messages import MSG_MISMATCH_SOP_INSTANCE_UID
 from dicom_emulator.dicom.ups.states import ProcedureStepState
+from dicom_emulator.dicom.values import is_multi_value
 from dicom_emulator.errors import BadRequestError
 
 
@@ -90,7 +91,7 @@ def merge_update(stored: Dataset, update: Dataset) -> Dataset:
     result = copy.deepcopy(stored)
     for element in update:
         new = copy.deepcopy(element)
-        if new.VR in _NUMERIC_VRS and (isinstance(new.value, list | tuple) or type(new.value).__name__ == "MultiValue"):
+        if new.VR in _NUMERIC_VRS and is_multi_value(new.value):
             new.value = new.value[0] if len(new.value) else None
         result[new.tag] = new
     return result
