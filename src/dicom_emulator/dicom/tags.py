@@ -153,6 +153,23 @@ COMPUTED_TAGS: dict[int, Level] = {
 }
 
 
+def _tag_levels() -> dict[int, Level]:
+    levels: dict[int, Level] = {}
+    for level in (Level.INSTANCE, Level.SERIES, Level.STUDY):
+        for table in (V1_DEFAULT_TAGS, V2_DEFAULT_TAGS, ALL_EXTRA_TAGS):
+            for tag in table[level]:
+                levels[tag] = level
+    for query_tag in CORE_QUERY_TAGS_BY_TAG.values():
+        levels[query_tag.tag] = query_tag.level
+    return levels
+
+
+# Which level's stored metadata supplies a returned attribute (study attributes come from the study's latest
+# instance, series attributes from the series' latest instance: "latest wins", §4.5), from the tables above: a tag
+# listed at several levels belongs to the highest, and a core query tag to its own level.
+TAG_LEVELS: dict[int, Level] = _tag_levels()
+
+
 def default_return_tags(level: Level, api_major: int, include_all: bool) -> tuple[int, ...]:
     """Attributes returned at ``level`` before includefield/filters are added (reference §4.6)."""
     if include_all:
