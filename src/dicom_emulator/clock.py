@@ -11,3 +11,9 @@ from datetime import UTC, datetime
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A time read from the index as timezone-aware UTC: SQLite gives ``DateTime(timezone=True)`` columns back
+    naive, and every stored time was written as UTC by :func:`utcnow`."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from pydicom.dataset import Dataset
 
 from dicom_emulator.dicom.json_model import json_to_dataset
-from dicom_emulator.dicom.ups import ProcedureStepState
+from dicom_emulator.dicom.ups.states import ProcedureStepState
 from dicom_emulator.services.workitems import (
     WorkitemBadRequestError,
     WorkitemConflictError,

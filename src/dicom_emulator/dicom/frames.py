@@ -40,6 +40,7 @@ import numpy as np
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from dicom_emulator.dicom.reading import ParsedInstance
+from dicom_emulator.dicom.values import first_of
 
 _ITEM = 0xFFFEE000
 _SEQUENCE_DELIMITATION = 0xFFFEE0DD
@@ -119,12 +120,9 @@ class PixelElement:
 
 
 def _int_value(value: Any) -> int | None:
-    if value is None or value == "":
+    value = first_of(value)
+    if value is None:
         return None
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        if not value:
-            return None
-        value = value[0]
     try:
         return int(str(value).strip(" \0")) if not isinstance(value, int) else value
     except ValueError:

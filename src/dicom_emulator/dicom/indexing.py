@@ -8,6 +8,7 @@ from pydicom import Dataset
 from pydicom.dataelem import DataElement
 
 from dicom_emulator.dicom.query import normalize_date, normalize_string, person_name_words
+from dicom_emulator.dicom.values import is_multi_value
 
 
 def first_value(ds: Dataset, keyword: str) -> str | None:
@@ -18,7 +19,7 @@ def first_value(ds: Dataset, keyword: str) -> str | None:
     value = elem.value
     if value is None or value == "":
         return None
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+    if is_multi_value(value):
         if len(value) == 0:
             return None
         value = value[0]

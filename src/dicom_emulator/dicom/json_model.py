@@ -22,6 +22,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.valuerep import TEXT_VR_DELIMS, DSfloat
 
+from dicom_emulator.dicom.tags import tag_text
 from dicom_emulator.errors import BadRequestError
 
 # A path to an element: tag, item index, tag, item index, ..., tag. ``(0x00081110,)`` is a top-level
@@ -127,6 +128,14 @@ def element_view(ds: Dataset, tag: int, encodings: list[str] | None = None) -> E
     if isinstance(elem, RawDataElement):
         return _raw_view(ds, elem, encodings)
     return _converted_view(ds, elem)
+
+
+def sequence_items(ds: Dataset, tag: int) -> list[Dataset]:
+    """The items of sequence ``tag`` in ``ds``: ``[]`` when it is absent, has no items or is not an SQ."""
+    view = element_view(ds, tag)
+    if view is None or view.vr != "SQ":
+        return []
+    return list(view.values)
 
 
 def _raw_view(ds: Dataset, raw: RawDataElement, encodings: list[str]) -> ElementView | None:
@@ -403,7 +412,7 @@ def json_to_dataset(obj: Mapping[str, Any]) -> Dataset:
     for key, attribute in obj.items():
         tag = _parse_key(key)
         if tag in ds:
-            raise InvalidDicomJsonError(f"the attribute '{key}' ({_tag_text(tag)}) appears more than once.")
+            raise InvalidDicomJsonError(f"the attribute '{key}' ({tag_text(tag)}) appears more than once.")
         ds[tag] = _json_element(tag, key, attribute)
     return ds
 
@@ -417,10 +426,6 @@ def _parse_key(key: Any) -> int:
     if tag is None:
         raise InvalidDicomJsonError(f"'{key}' is not a DICOM tag or keyword.")
     return int(tag)
-
-
-def _tag_text(tag: int) -> str:
-    return f"({tag >> 16:04x},{tag & 0xFFFF:04x})"
 
 
 def _json_element(tag: int, key: str, attribute: Any) -> DataElement:

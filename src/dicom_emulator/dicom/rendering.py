@@ -32,6 +32,8 @@ from PIL import Image
 from pydicom import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi
 
+from dicom_emulator.dicom.values import first_of
+
 IMAGE_JPEG = "image/jpeg"
 IMAGE_PNG = "image/png"
 # SOP classes whose Modality LUT is not used for display (fo-dicom, after D. Clunie, 2000).
@@ -68,12 +70,9 @@ class Viewport:
 
 
 def _first_number(value: Any) -> float | None:
-    if value is None or value == "":
+    value = first_of(value)
+    if value is None:
         return None
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        if not value:
-            return None
-        value = value[0]
     try:
         number = float(value)
     except (TypeError, ValueError):

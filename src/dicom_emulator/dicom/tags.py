@@ -1,9 +1,11 @@
-"""Core indexed tags, query levels and the QIDO returned-attribute sets (reference §4.3, §4.6)."""
+"""Core indexed tags, query levels and the QIDO returned-attribute sets (reference §4.3, §4.6); tag naming helpers."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from pydicom.datadict import tag_for_keyword
 
 
 class Level(enum.StrEnum):
@@ -151,8 +153,39 @@ COMPUTED_TAGS: dict[int, Level] = {
 }
 
 
+def _tag_levels() -> dict[int, Level]:
+    levels: dict[int, Level] = {}
+    for level in (Level.INSTANCE, Level.SERIES, Level.STUDY):
+        for table in (V1_DEFAULT_TAGS, V2_DEFAULT_TAGS, ALL_EXTRA_TAGS):
+            for tag in table[level]:
+                levels[tag] = level
+    for query_tag in CORE_QUERY_TAGS_BY_TAG.values():
+        levels[query_tag.tag] = query_tag.level
+    return levels
+
+
+# Which level's stored metadata supplies a returned attribute (study attributes come from the study's latest
+# instance, series attributes from the series' latest instance: "latest wins", §4.5), from the tables above: a tag
+# listed at several levels belongs to the highest, and a core query tag to its own level.
+TAG_LEVELS: dict[int, Level] = _tag_levels()
+
+
 def default_return_tags(level: Level, api_major: int, include_all: bool) -> tuple[int, ...]:
     """Attributes returned at ``level`` before includefield/filters are added (reference §4.6)."""
     if include_all:
         return V1_DEFAULT_TAGS[level] + ALL_EXTRA_TAGS[level]
     return (V1_DEFAULT_TAGS if api_major == 1 else V2_DEFAULT_TAGS)[level]
+
+
+def keyword_tag(keyword: str) -> int:
+    """The tag of a data dictionary keyword (PS3.6 Table 6-1); ``KeyError`` for an unknown one (a programming
+    error: callers pass literal keywords)."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(keyword)
+    return int(tag)
+
+
+def tag_text(tag: int) -> str:
+    """fo-dicom's ``DicomTag.ToString()``: ``(gggg,eeee)`` in lower-case hex, as Azure prints tags in messages."""
+    return f"({tag >> 16:04x},{tag & 0xFFFF:04x})"

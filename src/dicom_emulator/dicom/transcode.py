@@ -46,6 +46,7 @@ from dicom_emulator.dicom.frames import (
     read_frame,
     read_pixel_element,
 )
+from dicom_emulator.dicom.values import first_of
 from dicom_emulator.errors import NotAcceptableError
 
 EXPLICIT_VR_LITTLE_ENDIAN = str(ExplicitVRLittleEndian)
@@ -92,11 +93,7 @@ class PixelSource:
 def _int(header: Dataset, keyword: str, default: int | None = None) -> int | None:
     if keyword not in header:
         return default
-    value = header[keyword].value
-    if value is None or value == "":
-        return default
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        value = value[0] if len(value) else default
+    value = first_of(header[keyword].value)
     try:
         return int(value) if value is not None else default
     except (TypeError, ValueError):

@@ -46,6 +46,7 @@ from dicom_emulator.dicom.tags import (
     SOP_CLASS_UID,
     SOP_INSTANCE_UID,
     STUDY_INSTANCE_UID,
+    tag_text,
 )
 
 # StoreDatasetValidator.RequiredCoreTags: validated leniently in v2, an error there fails the instance.
@@ -78,11 +79,6 @@ class StoreValidation:
     # Reference §2.3 step 6: drives the "multiple values" HTTP Warning header; independent of ``failed``
     # because Azure sets that header before deciding the instance's fate.
     multiple_values_in_indexed_tag: bool = False
-
-
-def tag_text(tag: int) -> str:
-    """fo-dicom's DicomTag.ToString(): ``(gggg,eeee)`` in lower-case hex."""
-    return f"({tag >> 16:04x},{tag & 0xFFFF:04x})"
 
 
 def error_comment(tag: int, message: str) -> str:

@@ -10,16 +10,13 @@ from typing import Any
 from dicom_emulator.dicom.json_model import filter_json
 from dicom_emulator.dicom.query import ParsedQuery, parse_qido
 from dicom_emulator.dicom.tags import (
-    ALL_EXTRA_TAGS,
     COMPUTED_TAGS,
-    CORE_QUERY_TAGS_BY_TAG,
     MODALITIES_IN_STUDY,
     NUMBER_OF_SERIES_RELATED_INSTANCES,
     NUMBER_OF_STUDY_RELATED_INSTANCES,
     SERIES_INSTANCE_UID,
     STUDY_INSTANCE_UID,
-    V1_DEFAULT_TAGS,
-    V2_DEFAULT_TAGS,
+    TAG_LEVELS,
     Level,
     QueryResource,
     default_return_tags,
@@ -27,16 +24,6 @@ from dicom_emulator.dicom.tags import (
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.querying import SearchHit, search
 from dicom_emulator.storage.tags_store import QUERY_DISABLED, SqlTagStore
-
-# Which level's stored metadata supplies a tag (study attributes come from the study's latest
-# instance, series attributes from the series' latest instance: "latest wins", §4.5).
-_TAG_LEVEL: dict[int, Level] = {}
-for _level in (Level.INSTANCE, Level.SERIES, Level.STUDY):
-    for _table in (V1_DEFAULT_TAGS, V2_DEFAULT_TAGS, ALL_EXTRA_TAGS):
-        for _tag in _table[_level]:
-            _TAG_LEVEL[_tag] = _level
-for _qt in CORE_QUERY_TAGS_BY_TAG.values():
-    _TAG_LEVEL[_qt.tag] = _qt.level
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +123,7 @@ def _shape(hit: SearchHit, metadata: dict[int, dict[str, Any]], tags: set[int], 
     result: dict[str, Any] = {}
     plain = [t for t in tags if t not in COMPUTED_TAGS]
     for level in (Level.STUDY, Level.SERIES, Level.INSTANCE):
-        wanted = [t for t in plain if _TAG_LEVEL.get(t, most_specific) is level]
+        wanted = [t for t in plain if TAG_LEVELS.get(t, most_specific) is level]
         source = by_level[level] or by_level[most_specific]
         result.update(filter_json(source, wanted))
     if MODALITIES_IN_STUDY in tags and hit.modalities:

@@ -25,15 +25,61 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from dicom_emulator.clock import utcnow
-from dicom_emulator.dicom import ups
 from dicom_emulator.dicom.json_model import dataset_to_json, json_to_dataset
 from dicom_emulator.dicom.query import Condition, Wildcard, dimse_datetime_range, normalize_string
-from dicom_emulator.dicom.ups import ProcedureStepState, SearchKey, WorkitemQuery
+from dicom_emulator.dicom.tags import tag_text
+from dicom_emulator.dicom.ups import requirements
+from dicom_emulator.dicom.ups.attributes import (
+    PROCEDURE_STEP_STATE,
+    REASON_FOR_CANCELLATION,
+    SOP_INSTANCE_UID,
+    TRANSACTION_UID,
+    get_text,
+)
+from dicom_emulator.dicom.ups.edits import (
+    apply_cancel_request,
+    merge_update,
+    prepare_create,
+    prepare_update,
+    set_element,
+    with_state,
+)
+from dicom_emulator.dicom.ups.messages import (
+    MSG_ALREADY_CANCELED,
+    MSG_ALREADY_COMPLETED,
+    MSG_ALREADY_EXISTS,
+    MSG_BEING_UPDATED,
+    MSG_CANCEL_SUCCESS,
+    MSG_FINAL_STATE,
+    MSG_INVALID_TRANSACTION_UID,
+    MSG_INVALID_TRANSITION,
+    MSG_NOT_CLAIMED,
+    MSG_NOT_FOUND,
+    MSG_UNEXPECTED_VALUE,
+    MSG_UPDATE_CONFLICT,
+)
+from dicom_emulator.dicom.ups.search import (
+    SEARCH_KEYS_BY_COLUMN,
+    SearchKey,
+    WorkitemQuery,
+    index_values,
+    parse_value,
+    parse_workitem_query,
+    search_result,
+)
+from dicom_emulator.dicom.ups.states import (
+    CHANGE_STATE_TARGETS,
+    ProcedureStepState,
+    UpsAction,
+    action_for_target,
+    transaction_matches,
+    transition,
+)
 from dicom_emulator.errors import BadRequestError, ConflictError, EmulatorError, NotFoundError
 from dicom_emulator.storage.models import DEFAULT_PARTITION_KEY
 from dicom_emulator.storage.workitem_store import SqlWorkitemStore, StaleWorkitemError, WorkitemExistsError, WorkitemRow
 
-_TRANSACTION_UID_KEY = f"{ups.TRANSACTION_UID:08X}"
+_TRANSACTION_UID_KEY = f"{TRANSACTION_UID:08X}"
 
 
 class WorkitemFailure(EmulatorError):
@@ -140,22 +186,22 @@ class WorkitemService:
         requirements. Raises ``BadRequestError`` (UID mismatch, plain text), :class:`WorkitemBadRequestError`
         (requirements) or :class:`WorkitemConflictError` (UID taken).
         """
-        prepared = ups.prepare_create(dataset, workitem_uid, self.clock())
-        message = ups.check_create(prepared)
+        prepared = prepare_create(dataset, workitem_uid, self.clock())
+        message = requirements.check_create(prepared)
         if message is not None:
             raise WorkitemBadRequestError(message)
-        uid = ups.get_text(prepared, ups.SOP_INSTANCE_UID) or ""
+        uid = get_text(prepared, SOP_INSTANCE_UID) or ""
         try:
             row = await self.store.add(
                 partition_key=self.partition_key,
                 sop_uid=uid,
                 state=ProcedureStepState.SCHEDULED.value,
                 dataset_json=json.dumps(dataset_to_json(prepared)),
-                values=ups.index_values(prepared),
+                values=index_values(prepared),
             )
         except WorkitemExistsError as exc:
             # Azure's failure reason 45070 (SopInstanceAlreadyExists); PS3.4 N-CREATE 0111 Duplicate SOP Instance.
-            raise WorkitemConflictError(ups.MSG_ALREADY_EXISTS, "0111") from exc
+            raise WorkitemConflictError(MSG_ALREADY_EXISTS, "0111") from exc
         return _record(row)
 
     async def get(self, uid: str) -> WorkitemRecord:
@@ -172,49 +218,50 @@ class WorkitemService:
         row = await self.store.get(self.partition_key, uid)
         if row is None:
             # Azure's update response builder has no not-found mapping: 400 with this message (reference §9.5).
-            raise WorkitemBadRequestError(ups.MSG_NOT_CLAIMED, "C307")
-        request = ups.prepare_update(dataset, self.clock())
+            raise WorkitemBadRequestError(MSG_NOT_CLAIMED, "C307")
+        request = prepare_update(dataset, self.clock())
         state = ProcedureStepState.parse(row.state)
         if state is ProcedureStepState.SCHEDULED and not _blank(transaction_uid):
-            raise WorkitemBadRequestError(ups.MSG_INVALID_TRANSACTION_UID, "C301")
+            raise WorkitemBadRequestError(MSG_INVALID_TRANSACTION_UID, "C301")
         if state is ProcedureStepState.IN_PROGRESS:
             if _blank(transaction_uid):
-                raise WorkitemBadRequestError(ups.MSG_NOT_CLAIMED, "C302")
+                raise WorkitemBadRequestError(MSG_NOT_CLAIMED, "C302")
             if transaction_uid != row.transaction_uid:
-                raise WorkitemBadRequestError(ups.MSG_NOT_CLAIMED, "C301")
+                raise WorkitemBadRequestError(MSG_NOT_CLAIMED, "C301")
         if state is ProcedureStepState.COMPLETED:
-            raise WorkitemBadRequestError(f"{ups.MSG_UPDATE_CONFLICT} {ups.MSG_ALREADY_COMPLETED}", "C306")
+            raise WorkitemBadRequestError(f"{MSG_UPDATE_CONFLICT} {MSG_ALREADY_COMPLETED}", "C306")
         if state is ProcedureStepState.CANCELED:
             # Azure's failure code here (0xC304) is also its "update conflict" code, hence 409 (reference §9.5).
-            raise WorkitemConflictError(f"{ups.MSG_UPDATE_CONFLICT} {ups.MSG_ALREADY_CANCELED}", "C304")
-        message = ups.check_update(request)
+            raise WorkitemConflictError(f"{MSG_UPDATE_CONFLICT} {MSG_ALREADY_CANCELED}", "C304")
+        message = requirements.check_update(request)
         if message is not None:
             raise WorkitemBadRequestError(message)
-        merged = ups.merge_update(self._dataset(row), request)
+        merged = merge_update(self._dataset(row), request)
         try:
             new = await self.store.replace(
                 row,
                 state=row.state,
                 transaction_uid=row.transaction_uid,
                 dataset_json=json.dumps(dataset_to_json(merged)),
-                values=ups.index_values(merged),
+                values=index_values(merged),
             )
         except StaleWorkitemError as exc:
-            raise WorkitemConflictError(ups.MSG_UPDATE_CONFLICT, "C304") from exc
+            raise WorkitemConflictError(MSG_UPDATE_CONFLICT, "C304") from exc
         return _record(new)
 
     async def change_state(self, uid: str, dataset: Dataset) -> StateChange:
         """Change Workitem State (N-ACTION Change UPS State): reference §9.3.
 
         The request carries Transaction UID and the target (IN PROGRESS, COMPLETED or CANCELED). The transition
-        follows :data:`dicom_emulator.dicom.ups.TRANSITIONS`; a final target also needs the final-state attributes.
+        follows :data:`dicom_emulator.dicom.ups.states.TRANSITIONS`; a final target also needs the final-state
+        attributes.
         """
-        message = ups.check_change_state_request(dataset)
+        message = requirements.check_change_state_request(dataset)
         if message is not None:
             raise WorkitemBadRequestError(message)
         row = await self._row(uid)
-        target = ProcedureStepState.parse(ups.get_text(dataset, ups.PROCEDURE_STEP_STATE))
-        transaction_uid = ups.get_text(dataset, ups.TRANSACTION_UID)
+        target = ProcedureStepState.parse(get_text(dataset, PROCEDURE_STEP_STATE))
+        transaction_uid = get_text(dataset, TRANSACTION_UID)
         return await self._transition(row, target, transaction_uid, prepare=None, check_final=True)
 
     async def cancel(self, uid: str, dataset: Dataset) -> CancelResult:
@@ -225,30 +272,30 @@ class WorkitemService:
         """
         row = await self._row(uid)
         current = ProcedureStepState.parse(row.state)
-        outcome = ups.transition(ups.UpsAction.REQUEST_CANCEL, current)
-        prepared = ups.apply_cancel_request(
+        outcome = transition(UpsAction.REQUEST_CANCEL, current)
+        prepared = apply_cancel_request(
             self._dataset(row), dataset, outcome.state or ProcedureStepState.NONE, self.clock()
         )
         if outcome.error:
             # Azure prints the C# enum name here: "… to 'Canceled' state: C312."
-            message = ups.MSG_INVALID_TRANSITION.format(ProcedureStepState.CANCELED.enum_name, outcome.code)
+            message = MSG_INVALID_TRANSITION.format(ProcedureStepState.CANCELED.enum_name, outcome.code)
             raise WorkitemBadRequestError(message, outcome.code)
         if current is ProcedureStepState.CANCELED:
-            raise WorkitemConflictError(ups.MSG_ALREADY_CANCELED, "C304")
-        message = ups.check_final_state(prepared)
+            raise WorkitemConflictError(MSG_ALREADY_CANCELED, "C304")
+        message = requirements.check_final_state(prepared)
         if message is not None:
             raise WorkitemBadRequestError(message)
         new = await self._replace(row, ProcedureStepState.CANCELED, row.transaction_uid, prepared)
-        return CancelResult(_record(new), ups.MSG_CANCEL_SUCCESS)
+        return CancelResult(_record(new), MSG_CANCEL_SUCCESS)
 
     def parse_search(self, params: Sequence[tuple[str, str]]) -> WorkitemQuery:
         """Validate a search query string (reference §9.6); ``QueryValidationError`` with Azure's message."""
-        return ups.parse_workitem_query(params)
+        return parse_workitem_query(params)
 
     async def search(self, query: WorkitemQuery) -> list[dict[str, Any]]:
         """Search Workitems (C-FIND): one page of DICOM JSON results, newest first; ``[]`` when none (204)."""
         rows = await self.store.search(self.partition_key, query.conditions, limit=query.limit, offset=query.offset)
-        return [ups.search_result(json.loads(row.dataset_json), query) for row in rows]
+        return [search_result(json.loads(row.dataset_json), query) for row in rows]
 
     # --- DIMSE gateway ------------------------------------------------------------------------------------------
 
@@ -289,7 +336,7 @@ class WorkitemService:
         Raises ``QueryValidationError`` for a malformed ``start``. Returns full records; build C-FIND responses
         from :meth:`WorkitemRecord.to_dataset`.
         """
-        keys = ups.SEARCH_KEYS_BY_COLUMN
+        keys = SEARCH_KEYS_BY_COLUMN
         wanted = {
             "patient_name": patient_name,
             "patient_id": patient_id,
@@ -345,10 +392,10 @@ class WorkitemService:
         :class:`WorkitemConflictError` (a concurrent change won).
         """
         state = ProcedureStepState.parse(str(target))
-        if state not in ups.CHANGE_STATE_TARGETS:
+        if state not in CHANGE_STATE_TARGETS:
             raise WorkitemBadRequestError(
-                ups.MSG_UNEXPECTED_VALUE.format(
-                    ups.tag_text(ups.PROCEDURE_STEP_STATE), ",".join(t.value for t in ups.CHANGE_STATE_TARGETS)
+                MSG_UNEXPECTED_VALUE.format(
+                    tag_text(PROCEDURE_STEP_STATE), ",".join(t.value for t in CHANGE_STATE_TARGETS)
                 )
             )
         row = await self._row(uid)
@@ -362,12 +409,12 @@ class WorkitemService:
 
         def prepare(ds: Dataset) -> Dataset:
             if updates is not None:
-                ds = ups.merge_update(ds, updates)
+                ds = merge_update(ds, updates)
             if state is ProcedureStepState.CANCELED:
                 request = Dataset()
                 if reason is not None:
-                    ups.set_element(request, ups.REASON_FOR_CANCELLATION, reason)
-                ds = ups.apply_cancel_request(ds, request, state, now)
+                    set_element(request, REASON_FOR_CANCELLATION, reason)
+                ds = apply_cancel_request(ds, request, state, now)
             return ds
 
         return await self._transition(row, state, transaction_uid, prepare=prepare, check_final=check_final_state)
@@ -377,7 +424,7 @@ class WorkitemService:
     async def _row(self, uid: str) -> WorkitemRow:
         row = await self.store.get(self.partition_key, uid)
         if row is None:
-            raise WorkitemNotFoundError(ups.MSG_NOT_FOUND, "C307")
+            raise WorkitemNotFoundError(MSG_NOT_FOUND, "C307")
         return row
 
     @staticmethod
@@ -393,10 +440,10 @@ class WorkitemService:
                 state=state.value,
                 transaction_uid=transaction_uid,
                 dataset_json=json.dumps(dataset_to_json(ds)),
-                values=ups.index_values(ds),
+                values=index_values(ds),
             )
         except StaleWorkitemError as exc:
-            raise WorkitemConflictError(ups.MSG_BEING_UPDATED) from exc
+            raise WorkitemConflictError(MSG_BEING_UPDATED) from exc
 
     async def _transition(
         self,
@@ -409,20 +456,20 @@ class WorkitemService:
     ) -> StateChange:
         """Azure's ``ProcessChangeStateAsync`` after the request validation: transition, final state, store."""
         current = ProcedureStepState.parse(row.state)
-        matching = ups.transaction_matches(row.transaction_uid, transaction_uid, target)
-        outcome = ups.transition(ups.action_for_target(target), current, matching=matching)
+        matching = transaction_matches(row.transaction_uid, transaction_uid, target)
+        outcome = transition(action_for_target(target), current, matching=matching)
         if outcome.error:
-            raise WorkitemBadRequestError(ups.MSG_INVALID_TRANSITION.format(target.value, outcome.code), outcome.code)
+            raise WorkitemBadRequestError(MSG_INVALID_TRANSITION.format(target.value, outcome.code), outcome.code)
         ds = self._dataset(row)
         if prepare is not None:
             ds = prepare(ds)
-        prepared = ups.with_state(ds, target, transaction_uid)
+        prepared = with_state(ds, target, transaction_uid)
         if check_final:
-            message = ups.check_final_state(prepared)
+            message = requirements.check_final_state(prepared)
             if message is not None:
                 raise WorkitemBadRequestError(message)
         if outcome.warning:
-            warning = ups.MSG_FINAL_STATE.format(row.state, outcome.code)
+            warning = MSG_FINAL_STATE.format(row.state, outcome.code)
             return StateChange(_record(row), warning, outcome.code)
         new = await self._replace(row, target, transaction_uid, prepared)
         return StateChange(_record(new))
@@ -436,9 +483,9 @@ def _dimse_condition(key: SearchKey, value: str) -> Condition:
         # DIMSE range matching covers each value's whole unit (a date is the whole day).
         return dimse_datetime_range(key.query_tag, value)
     if key.vr == "UI" and "\\" in value:
-        condition = ups.parse_value(key.query_tag, value, False, True)
+        condition = parse_value(key.query_tag, value, False, True)
     else:
-        condition = ups.parse_value(key.query_tag, value, False, False)
+        condition = parse_value(key.query_tag, value, False, False)
     if condition is None:  # pragma: no cover - every search key has a value parser
         raise BadRequestError(f"Unsupported matching key {key.keyword}.")
     return condition

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dicom_emulator.clock import as_utc
 from dicom_emulator.storage.models import DEFAULT_PARTITION_NAME, ChangeFeedEntry, Instance, Partition
 
 STATE_CURRENT = "Current"
@@ -27,10 +28,6 @@ class FeedEntry:
     timestamp: datetime
     state: str
     metadata_json: str | None
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class SqlChangeFeedStore:
@@ -71,7 +68,7 @@ class SqlChangeFeedStore:
                     series_uid=entry.series_uid,
                     sop_uid=entry.sop_uid,
                     action=entry.action,
-                    timestamp=_utc(entry.timestamp),
+                    timestamp=as_utc(entry.timestamp),
                     state=state,
                     metadata_json=metadata if state != STATE_DELETED else None,
                 )

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dicom_emulator.clock import utcnow
+from dicom_emulator.clock import as_utc, utcnow
 from dicom_emulator.storage.models import Job
 
 NOT_STARTED = "notStarted"
@@ -46,10 +46,6 @@ class JobRecord:
     updated_at: datetime
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _record(row: Job) -> JobRecord:
     return JobRecord(
         job_id=row.job_id,
@@ -62,8 +58,8 @@ def _record(row: Job) -> JobRecord:
         results=json.loads(row.results) if row.results else None,
         error=row.error,
         attempts=row.attempts,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 

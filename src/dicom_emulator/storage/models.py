@@ -244,8 +244,8 @@ class Job(Base):
 class Workitem(Base):
     """A UPS-RS workitem (reference §9): the whole dataset as DICOM JSON plus normalized search columns.
 
-    The search columns are written by ``dicom.ups.index_values`` and compared with values normalized the same
-    way (``dicom.ups.parse_workitem_query``). Columns ending in ``_codes``/``_numbers``/``_ids`` come from a
+    The search columns are written by ``dicom.ups.search.index_values`` and compared with values normalized the
+    same way (``dicom.ups.search.parse_workitem_query``). Columns ending in ``_codes``/``_numbers``/``_ids`` come from a
     sequence and hold the normalized value of every item, backslash-delimited and backslash-framed
     (``\\ACC1\\ACC2\\``), since any item may match (Azure indexes one row per item). ``version`` grows with
     every change and guards updates (optimistic concurrency: a writer that read an older version gets a 409).

@@ -45,8 +45,14 @@ _COLUMNS: dict[int, tuple[Any, Any | None]] = {
 }
 
 
-def _like_escape(value: str) -> str:
+def like_escape(value: str) -> str:
+    """``value`` as literal text in a LIKE pattern whose ESCAPE character is a backslash."""
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def wildcard_like(pattern: str) -> str:
+    """A PS3.4 C.2.2.2.4 wild card pattern as a LIKE pattern (ESCAPE backslash): '*' any run, '?' one character."""
+    return "".join("%" if c == "*" else "_" if c == "?" else like_escape(c) for c in pattern)
 
 
 # PN values are at most 3 groups × 64 characters, so no name has more words than this.
@@ -81,11 +87,10 @@ def match_clause(cond: Condition, column: Any, words: Any | None) -> ColumnEleme
             # No word names nothing; more words than any name holds can never all match (and would
             # exceed SQLite's expression depth).
             return false()
-        return and_(*(target.like(f"% {_like_escape(w)}%", escape="\\") for w in needed))
+        return and_(*(target.like(f"% {like_escape(w)}%", escape="\\") for w in needed))
     if isinstance(cond, Wildcard):
         # PS3.4 C.2.2.2.4 wild card matching ('*' any run, '?' one character), --loose only.
-        pattern = "".join("%" if c == "*" else "_" if c == "?" else _like_escape(c) for c in cond.pattern)
-        return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
+        return column.like(wildcard_like(cond.pattern), escape="\\")  # type: ignore[no-any-return]
     if isinstance(cond, UidList):
         # PS3.4 C.2.2.2.2 list of UID matching, --loose only.
         return column.in_(list(cond.uids))  # type: ignore[no-any-return]

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.query import Condition, SingleValue, Wildcard
-from dicom_emulator.dicom.ups import LIST_DELIMITER, SearchKey
+from dicom_emulator.dicom.ups.search import LIST_DELIMITER, SearchKey
 from dicom_emulator.storage.models import Workitem
-from dicom_emulator.storage.querying import match_clause
+from dicom_emulator.storage.querying import like_escape, match_clause, wildcard_like
 
 
 class WorkitemExistsError(Exception):
@@ -61,10 +61,6 @@ def _row(row: Workitem) -> WorkitemRow:
     )
 
 
-def _like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def condition_clause(key: SearchKey, cond: Condition) -> ColumnElement[bool]:
     """The WHERE clause of one workitem search condition (values already normalized)."""
     column = getattr(Workitem, key.column)
@@ -82,10 +78,10 @@ def condition_clause(key: SearchKey, cond: Condition) -> ColumnElement[bool]:
 
 
 def _framed_wildcard_like(pattern: str) -> str:
-    body = "".join("%" if c == "*" else "_" if c == "?" else _like_escape(c) for c in pattern)
+    body = wildcard_like(pattern)
     # In a framed list a '%' may run across item boundaries, so this LIKE is only a pre-filter; rows are then
     # checked item by item with _framed_wildcard_matches.
-    return f"{_like_escape(LIST_DELIMITER)}{body}{_like_escape(LIST_DELIMITER)}"
+    return f"{like_escape(LIST_DELIMITER)}{body}{like_escape(LIST_DELIMITER)}"
 
 
 def _framed_wildcard_matches(framed: str | None, pattern: str) -> bool:

@@ -1,4 +1,4 @@
-"""The pure UPS-RS module: state table (every cell), requirement tables and checks, dataset edits, search parsing."""
+"""The pure UPS-RS package: state table (every cell), requirement tables and checks, dataset edits, search parsing."""
 
 from __future__ import annotations
 
@@ -16,16 +16,47 @@ from tests.workitem_samples import (
     request_item,
 )
 
-from dicom_emulator.dicom import ups
 from dicom_emulator.dicom.json_model import dataset_to_json, json_to_dataset
 from dicom_emulator.dicom.query import DateRange, FuzzyName, SingleValue
-from dicom_emulator.dicom.ups import (
-    TRANSITIONS,
+from dicom_emulator.dicom.tags import tag_text
+from dicom_emulator.dicom.ups.attributes import get_text
+from dicom_emulator.dicom.ups.edits import (
+    apply_cancel_request,
+    merge_update,
+    prepare_create,
+    prepare_update,
+    with_state,
+)
+from dicom_emulator.dicom.ups.requirements import (
+    CREATE_REQUIREMENTS,
+    FINAL_STATE_REQUIREMENTS,
+    UPDATE_REQUIREMENTS,
     FinalUsage,
+    Requirement,
+    Usage,
+    check_change_state_request,
+    check_create,
+    check_final_state,
+    check_update,
+)
+from dicom_emulator.dicom.ups.search import (
+    RETURN_TAGS,
+    Paging,
+    WorkitemQuery,
+    index_values,
+    parse_paging,
+    parse_workitem_query,
+    search_result,
+)
+from dicom_emulator.dicom.ups.states import (
+    TRANSITIONS,
+    UPS_STATUS_MEANINGS,
     Outcome,
     ProcedureStepState,
     UpsAction,
-    Usage,
+    action_for_target,
+    transaction_matches,
+    transition,
 )
 from dicom_emulator.errors import BadRequestError, QueryValidationError
 
@@ -36,7 +67,7 @@ A = UpsAction
 
 def created(**overrides: object) -> Dataset:
     """A sample create body after the SCP's part of N-CREATE."""
-    return ups.prepare_create(json_to_dataset(create_body(**overrides)), None, NOW)
+    return prepare_create(json_to_dataset(create_body(**overrides)), None, NOW)
 
 
 def ds_of(obj: dict) -> Dataset:
@@ -107,13 +138,13 @@ class TestStateMachine:
         self, action: UpsAction, state: ProcedureStepState, if_matching: tuple, if_mismatched: tuple, matching: bool
     ) -> None:
         expected = _expected_outcome(if_matching if matching else if_mismatched)
-        outcome = ups.transition(action, state, matching=matching)
+        outcome = transition(action, state, matching=matching)
         assert outcome == expected
         assert outcome.warning is (expected.code is not None and not expected.error)
 
     def test_every_code_has_a_meaning(self) -> None:
         codes = {o.code for cell in TRANSITIONS.values() for o in (cell.matching, cell.mismatched) if o.code}
-        assert codes <= set(ups.UPS_STATUS_MEANINGS)
+        assert codes <= set(UPS_STATUS_MEANINGS)
 
     @pytest.mark.parametrize(
         ("stored", "requested", "target", "expected"),
@@ -131,13 +162,13 @@ class TestStateMachine:
     def test_transaction_matches(
         self, stored: str | None, requested: str, target: ProcedureStepState, expected: bool
     ) -> None:
-        assert ups.transaction_matches(stored, requested, target) is expected
+        assert transaction_matches(stored, requested, target) is expected
 
     def test_action_for_target(self) -> None:
-        assert ups.action_for_target(S.IN_PROGRESS) is A.TO_IN_PROGRESS
-        assert ups.action_for_target(S.COMPLETED) is A.TO_COMPLETED
-        assert ups.action_for_target(S.CANCELED) is A.TO_CANCELED
-        assert ups.action_for_target(S.SCHEDULED) is A.TO_SCHEDULED
+        assert action_for_target(S.IN_PROGRESS) is A.TO_IN_PROGRESS
+        assert action_for_target(S.COMPLETED) is A.TO_COMPLETED
+        assert action_for_target(S.CANCELED) is A.TO_CANCELED
+        assert action_for_target(S.SCHEDULED) is A.TO_SCHEDULED
 
 
 class TestProcedureStepState:
@@ -167,13 +198,13 @@ class TestProcedureStepState:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _count(requirements: tuple[ups.Requirement, ...], tag: int) -> list[Usage]:
+def _count(requirements: tuple[Requirement, ...], tag: int) -> list[Usage]:
     return [r.usage for r in requirements if r.tag == tag]
 
 
 class TestRequirementTables:
     def test_create_table_starts_with_transaction_uid_present_and_empty(self) -> None:
-        first, second = ups.CREATE_REQUIREMENTS[:2]
+        first, second = CREATE_REQUIREMENTS[:2]
         assert (first.tag, first.usage) == (0x00081195, Usage.R2_2)
         assert (second.tag, second.usage) == (0x00081195, Usage.MUST_BE_EMPTY)
 
@@ -192,11 +223,11 @@ class TestRequirementTables:
     )
     def test_duplicates_are_kept_in_order(self, keyword: str, create: list[Usage], update: list[Usage]) -> None:
         tag = int(Tag(keyword))
-        assert _count(ups.CREATE_REQUIREMENTS, tag) == create
-        assert _count(ups.UPDATE_REQUIREMENTS, tag) == update
+        assert _count(CREATE_REQUIREMENTS, tag) == create
+        assert _count(UPDATE_REQUIREMENTS, tag) == update
 
     def test_final_state_table(self) -> None:
-        codes = {(r.tag, r.usage) for r in ups.FINAL_STATE_REQUIREMENTS}
+        codes = {(r.tag, r.usage) for r in FINAL_STATE_REQUIREMENTS}
         assert (0x00741000, FinalUsage.R) in codes
         assert (0x00741002, FinalUsage.X) in codes
         assert (0x00741216, FinalUsage.P) in codes
@@ -205,13 +236,13 @@ class TestRequirementTables:
 
 class TestCheckCreate:
     def test_sample_passes(self) -> None:
-        assert ups.check_create(created()) is None
+        assert check_create(created()) is None
 
     def test_keyword_keyed_sample_passes(self) -> None:
         from tests.workitem_samples import keyword_body
 
-        ds = ups.prepare_create(json_to_dataset(keyword_body(create_body())), None, NOW)
-        assert ups.check_create(ds) is None
+        ds = prepare_create(json_to_dataset(keyword_body(create_body())), None, NOW)
+        assert check_create(ds) is None
 
     @pytest.mark.parametrize(
         ("overrides", "message"),
@@ -239,32 +270,32 @@ class TestCheckCreate:
         ],
     )  # fmt: skip
     def test_violations(self, overrides: dict, message: str) -> None:
-        assert ups.check_create(created(**overrides)) == message
+        assert check_create(created(**overrides)) == message
 
     def test_first_rule_in_table_order_wins(self) -> None:
         ds = created(**{"00741200": None, "00081195": {"vr": "UI", "Value": ["1.2"]}})
-        assert ups.check_create(ds) == "The attribute with tag '(0008,1195)' must be empty."
+        assert check_create(ds) == "The attribute with tag '(0008,1195)' must be empty."
 
     def test_request_items_are_checked_when_present(self) -> None:
         ok = created(**{"0040A370": {"vr": "SQ", "Value": [request_item("ACC1")]}})
-        assert ups.check_create(ok) is None
+        assert check_create(ok) is None
         item = request_item("ACC1")
         del item["00401001"]
         bad = created(**{"0040A370": {"vr": "SQ", "Value": [item]}})
-        assert ups.check_create(bad) == "The required tag '(0040,1001)' is missing."
+        assert check_create(bad) == "The required tag '(0040,1001)' is missing."
 
     def test_2c_sequence_is_not_required(self) -> None:
-        assert ups.check_create(created(**{"00404034": None})) is None
+        assert check_create(created(**{"00404034": None})) is None
 
 
 class TestCheckUpdate:
     def _update(self, obj: dict) -> Dataset:
-        return ups.prepare_update(ds_of(obj), NOW)
+        return prepare_update(ds_of(obj), NOW)
 
     def test_valid_updates(self) -> None:
-        assert ups.check_update(self._update({"00741202": {"vr": "LO", "Value": ["NEW"]}})) is None
-        assert ups.check_update(self._update({"00741216": performed_procedure()})) is None
-        assert ups.check_update(self._update({"00741002": progress_for_cancel()})) is None
+        assert check_update(self._update({"00741202": {"vr": "LO", "Value": ["NEW"]}})) is None
+        assert check_update(self._update({"00741216": performed_procedure()})) is None
+        assert check_update(self._update({"00741002": progress_for_cancel()})) is None
 
     @pytest.mark.parametrize(
         ("obj", "message"),
@@ -281,46 +312,46 @@ class TestCheckUpdate:
         ],
     )  # fmt: skip
     def test_violations(self, obj: dict, message: str) -> None:
-        assert ups.check_update(self._update(obj)) == message
+        assert check_update(self._update(obj)) == message
 
     def test_modification_datetime_is_set_by_the_server(self) -> None:
         ds = self._update({})
-        assert ups.get_text(ds, 0x00404010) == "20240115123045.123456"
-        assert ups.check_update(ds) is None
+        assert get_text(ds, 0x00404010) == "20240115123045.123456"
+        assert check_update(ds) is None
 
 
 class TestCheckFinalState:
     def test_not_final_needs_nothing(self) -> None:
-        assert ups.check_final_state(ups.with_state(created(), S.IN_PROGRESS, "1.2")) is None
-        assert ups.check_final_state(Dataset()) is None
+        assert check_final_state(with_state(created(), S.IN_PROGRESS, "1.2")) is None
+        assert check_final_state(Dataset()) is None
 
     def test_completed_needs_performed_procedure(self) -> None:
-        ds = ups.with_state(created(), S.COMPLETED, "1.2")
-        assert ups.check_final_state(ds) == "The value for tag '(0074,1216)' is missing."
-        done = ups.with_state(created(**{"00741216": performed_procedure()}), S.COMPLETED, "1.2")
-        assert ups.check_final_state(done) is None
+        ds = with_state(created(), S.COMPLETED, "1.2")
+        assert check_final_state(ds) == "The value for tag '(0074,1216)' is missing."
+        done = with_state(created(**{"00741216": performed_procedure()}), S.COMPLETED, "1.2")
+        assert check_final_state(done) is None
 
     def test_completed_checks_performed_items(self) -> None:
         performed = performed_procedure()
         del performed["Value"][0]["00404051"]
-        ds = ups.with_state(created(**{"00741216": performed}), S.COMPLETED, "1.2")
-        assert ups.check_final_state(ds) == "The required tag '(0040,4051)' is missing."
+        ds = with_state(created(**{"00741216": performed}), S.COMPLETED, "1.2")
+        assert check_final_state(ds) == "The required tag '(0040,4051)' is missing."
 
     def test_canceled_needs_progress_information(self) -> None:
-        ds = ups.with_state(created(), S.CANCELED, "1.2")
-        assert ups.check_final_state(ds) == "The value for tag '(0074,1002)' is missing."
-        ok = ups.with_state(created(**{"00741002": progress_for_cancel()}), S.CANCELED, "1.2")
-        assert ups.check_final_state(ok) is None  # performed procedure (P) is not needed for CANCELED
+        ds = with_state(created(), S.CANCELED, "1.2")
+        assert check_final_state(ds) == "The value for tag '(0074,1002)' is missing."
+        ok = with_state(created(**{"00741002": progress_for_cancel()}), S.CANCELED, "1.2")
+        assert check_final_state(ok) is None  # performed procedure (P) is not needed for CANCELED
 
     def test_canceled_checks_progress_items(self) -> None:
         progress = progress_for_cancel()
         progress["Value"][0]["0074100E"] = {"vr": "SQ"}
-        ds = ups.with_state(created(**{"00741002": progress}), S.CANCELED, "1.2")
-        assert ups.check_final_state(ds) == "The value for tag '(0074,100e)' is missing."
+        ds = with_state(created(**{"00741002": progress}), S.CANCELED, "1.2")
+        assert check_final_state(ds) == "The value for tag '(0074,100e)' is missing."
 
     def test_r_attributes(self) -> None:
-        ds = ups.with_state(created(**{"00741216": performed_procedure(), "00404041": None}), S.COMPLETED, "1")
-        assert ups.check_final_state(ds) == "The required tag '(0040,4041)' is missing."
+        ds = with_state(created(**{"00741216": performed_procedure(), "00404041": None}), S.COMPLETED, "1")
+        assert check_final_state(ds) == "The required tag '(0040,4041)' is missing."
 
 
 class TestCheckChangeStateRequest:
@@ -338,12 +369,12 @@ class TestCheckChangeStateRequest:
         ],
     )  # fmt: skip
     def test_violations(self, obj: dict, message: str) -> None:
-        assert ups.check_change_state_request(ds_of(obj)) == message
+        assert check_change_state_request(ds_of(obj)) == message
 
     @pytest.mark.parametrize("target", ["IN PROGRESS", "COMPLETED", "CANCELED"])
     def test_valid(self, target: str) -> None:
         obj = {"00081195": {"vr": "UI", "Value": ["1.2"]}, "00741000": {"vr": "CS", "Value": [target]}}
-        assert ups.check_change_state_request(ds_of(obj)) is None
+        assert check_change_state_request(ds_of(obj)) is None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -354,7 +385,7 @@ class TestCheckChangeStateRequest:
 class TestDatasetEdits:
     def test_prepare_create_sets_scp_attributes(self) -> None:
         original = json_to_dataset(create_body("1.2.3"))
-        ds = ups.prepare_create(original, "1.2.3", NOW)
+        ds = prepare_create(original, "1.2.3", NOW)
         as_json = dataset_to_json(ds)
         assert as_json["00080016"] == {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.34.6.1"]}
         assert as_json["00080018"] == {"vr": "UI", "Value": ["1.2.3"]}
@@ -364,16 +395,16 @@ class TestDatasetEdits:
         assert original.SOPClassUID != ds.SOPClassUID  # the input is not modified
 
     def test_prepare_create_takes_uid_from_query(self) -> None:
-        ds = ups.prepare_create(json_to_dataset(create_body(**{"00080018": None})), "1.2.9", NOW)
+        ds = prepare_create(json_to_dataset(create_body(**{"00080018": None})), "1.2.9", NOW)
         assert ds.SOPInstanceUID == "1.2.9"
 
     def test_prepare_create_keeps_body_uid_without_query(self) -> None:
-        ds = ups.prepare_create(json_to_dataset(create_body("1.2.8")), None, NOW)
+        ds = prepare_create(json_to_dataset(create_body("1.2.8")), None, NOW)
         assert ds.SOPInstanceUID == "1.2.8"
 
     def test_prepare_create_mismatch(self) -> None:
         with pytest.raises(BadRequestError) as info:
-            ups.prepare_create(json_to_dataset(create_body("1.2.8")), "1.2.9", NOW)
+            prepare_create(json_to_dataset(create_body("1.2.8")), "1.2.9", NOW)
         assert info.value.message == "SOPInstanceUID in the payload does not match the workitem query parameter."
 
     def test_merge_update(self) -> None:
@@ -385,13 +416,13 @@ class TestDatasetEdits:
                 "00101030": {"vr": "DS", "Value": [70.5, 71]},  # PatientWeight: first value only
             }
         )
-        merged = dataset_to_json(ups.merge_update(stored, update))
+        merged = dataset_to_json(merge_update(stored, update))
         assert merged["00741202"] == {"vr": "LO", "Value": ["NEW"]}
         assert [i["00080100"]["Value"] for i in merged["00404025"]["Value"]] == [["C"]]
         assert merged["00101030"] == {"vr": "DS", "Value": [70.5]}
 
     def test_with_state(self) -> None:
-        ds = ups.with_state(created(), S.IN_PROGRESS, "9.8.7")
+        ds = with_state(created(), S.IN_PROGRESS, "9.8.7")
         assert dataset_to_json(ds)["00081195"] == {"vr": "UI", "Value": ["9.8.7"]}
         assert dataset_to_json(ds)["00741000"] == {"vr": "CS", "Value": ["IN PROGRESS"]}
 
@@ -402,7 +433,7 @@ class TestDatasetEdits:
                 "00741216": {"vr": "SQ", "Value": [{"00404050": {"vr": "DT", "Value": ["20240101"]}}]},
             }
         )
-        result = dataset_to_json(ups.apply_cancel_request(created(), request, S.CANCELED, NOW))
+        result = dataset_to_json(apply_cancel_request(created(), request, S.CANCELED, NOW))
         stamp = "20240115123045.123456"
         reason_item = {"00741238": {"vr": "LT", "Value": ["Patient left"]}}
         assert result["00741000"] == {"vr": "CS", "Value": ["CANCELED"]}
@@ -427,10 +458,10 @@ class TestDatasetEdits:
             ],
         }
         assert result["00741216"] == {"vr": "SQ", "Value": [{"00404050": {"vr": "DT", "Value": ["20240101"]}}]}
-        assert ups.check_final_state(ups.apply_cancel_request(created(), request, S.CANCELED, NOW)) is None
+        assert check_final_state(apply_cancel_request(created(), request, S.CANCELED, NOW)) is None
 
     def test_apply_cancel_request_without_reason(self) -> None:
-        result = dataset_to_json(ups.apply_cancel_request(created(), Dataset(), S.CANCELED, NOW))
+        result = dataset_to_json(apply_cancel_request(created(), Dataset(), S.CANCELED, NOW))
         assert result["0074100E"] == {"vr": "SQ", "Value": [{"00741238": {"vr": "LT"}}]}
 
 
@@ -439,12 +470,12 @@ class TestDatasetEdits:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def parse(query: str) -> ups.WorkitemQuery:
+def parse(query: str) -> WorkitemQuery:
     pairs = []
     for part in query.split("&"):
         key, _, value = part.partition("=")
         pairs.append((key, value))
-    return ups.parse_workitem_query(pairs)
+    return parse_workitem_query(pairs)
 
 
 def parse_error(query: str) -> str:
@@ -462,7 +493,7 @@ NOT_QUERYABLE = (
 
 class TestParseQuery:
     def test_defaults(self) -> None:
-        query = ups.parse_workitem_query([])
+        query = parse_workitem_query([])
         assert (query.limit, query.offset, query.fuzzy, query.include_all) == (100, 0, False, False)
         assert query.conditions == ()
 
@@ -551,22 +582,22 @@ class TestParseQuery:
         assert parse_error("includefield=Foo&Modality=CT") == NOT_QUERYABLE.format("Modality")
 
     def test_parse_paging_only_looks_at_reserved_parameters(self) -> None:
-        assert ups.parse_paging([("Modality", "CT"), ("LIMIT", "7")]) == ups.Paging(7, 0, False)
+        assert parse_paging([("Modality", "CT"), ("LIMIT", "7")]) == Paging(7, 0, False)
 
 
 class TestSearchResultAndIndex:
     def test_required_return_tags_only(self) -> None:
-        metadata = dataset_to_json(ups.with_state(created(), S.IN_PROGRESS, "1.2.3"))
-        result = ups.search_result(metadata, parse("PatientID=x"))
+        metadata = dataset_to_json(with_state(created(), S.IN_PROGRESS, "1.2.3"))
+        result = search_result(metadata, parse("PatientID=x"))
         assert "00081195" not in result
         assert "00400400" not in result  # CommentsOnTheScheduledProcedureStep: not a return key
         assert "00741000" in result and "00404005" in result and "00080018" in result
-        assert set(result) <= {f"{t:08X}" for t in ups.RETURN_TAGS} | {"00100020"}
+        assert set(result) <= {f"{t:08X}" for t in RETURN_TAGS} | {"00100020"}
 
     def test_includefield_and_all(self) -> None:
-        metadata = dataset_to_json(ups.with_state(created(), S.IN_PROGRESS, "1.2.3"))
-        assert "00400400" in ups.search_result(metadata, parse("includefield=CommentsOnTheScheduledProcedureStep"))
-        everything = ups.search_result(metadata, parse("includefield=all"))
+        metadata = dataset_to_json(with_state(created(), S.IN_PROGRESS, "1.2.3"))
+        assert "00400400" in search_result(metadata, parse("includefield=CommentsOnTheScheduledProcedureStep"))
+        everything = search_result(metadata, parse("includefield=all"))
         assert set(everything) == set(metadata) - {"00081195"}
 
     def test_index_values(self) -> None:
@@ -583,7 +614,7 @@ class TestSearchResultAndIndex:
                 "0020000D": {"vr": "UI", "Value": [study]},
             }
         )
-        assert ups.index_values(ds) == {
+        assert index_values(ds) == {
             "patient_name": "MULLER^ANNA MARIA",
             "patient_name_words": " MULLER ANNA MARIA",
             "patient_id": "PID-1",
@@ -597,11 +628,11 @@ class TestSearchResultAndIndex:
         }
 
     def test_index_values_of_empty_attributes(self) -> None:
-        values = ups.index_values(created())
+        values = index_values(created())
         assert values["patient_name"] is None and values["accession_numbers"] is None
         assert values["scheduled_start"] == "20240115083000.000000"
 
 
 def test_tag_text() -> None:
-    assert ups.tag_text(0x0040A370) == "(0040,a370)"
-    assert ups.tag_text(0x00081195) == "(0008,1195)"
+    assert tag_text(0x0040A370) == "(0040,a370)"
+    assert tag_text(0x00081195) == "(0008,1195)"

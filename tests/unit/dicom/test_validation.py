@@ -12,11 +12,11 @@ from pydicom.tag import BaseTag
 
 from dicom_emulator.dicom import status
 from dicom_emulator.dicom.reading import read_instance
+from dicom_emulator.dicom.tags import tag_text
 from dicom_emulator.dicom.validation import (
     MISMATCH_STUDY_MESSAGE,
     StoreValidation,
     error_comment,
-    tag_text,
     validate_for_store,
 )
 

@@ -24,7 +24,7 @@ from dicom_emulator.api.errors import status_for
 from dicom_emulator.api.negotiation import APPLICATION_DICOM_JSON, require_dicom_json
 from dicom_emulator.dicom.identifiers import validate_uid
 from dicom_emulator.dicom.json_model import json_to_dataset
-from dicom_emulator.dicom.ups import parse_paging
+from dicom_emulator.dicom.ups.search import parse_paging
 from dicom_emulator.errors import BadRequestError, NotAcceptableError
 from dicom_emulator.services.workitems import WorkitemFailure
 

@@ -1,325 +1,32 @@
-"""UPS-RS (Unified Procedure Step, PS3.4 Annex CC / PS3.18 §11) as Azure's DICOM service implements it.
+"""Attribute requirements of UPS requests (PS3.4 §5.4.2.1 usage codes, Table CC.2.5-3) as Azure encodes them.
 
-Pure module: datasets and query strings in, values and messages out; no database and no HTTP. It holds, as
-data, everything the workitem service decides with (reference §9 of ``azure-dicom-api.md``):
-
-- :class:`ProcedureStepState` and the state machine :data:`TRANSITIONS`, keyed on ``(action, current state)``
-  exactly as Azure's ``ProcedureStepStateExtensions.CheckProcedureStepStateTransitionTable`` (PS3.4 Table
-  CC.1.1-2 with Azure's status codes, including where Azure differs from the standard);
-- the attribute requirement tables of PS3.4 Table CC.2.5-3 for create (N-CREATE) and update (N-SET), as Azure
-  encodes them (``WorkitemDatasetValidatorExtension``), and the final-state codes of PS3.4 CC.2.5.1.1
-  (``WorkitemFinalStateValidatorExtension``); the check functions return Azure's message or ``None``;
-- the dataset edits the service applies (create, update merge, cancel request);
-- the search keys (``WorkitemQueryTag.sql``), the query parser (``WorkitemQueryParser``), the index values
-  and the returned attributes (``WorkitemQueryResponseBuilder``).
-
-Where the reference is silent, the archived ``microsoft/dicom-server`` (branch ``archived``,
-``src/Microsoft.Health.Dicom.Core/Features/Workitem``) is the authority; the places are named below.
-
-Azure quirks reproduced on purpose (see the README):
-
-- Requirement entries are kept in Azure's order *including duplicates* (a tag listed by two modules is checked
-  twice), so the first failing rule, and therefore the message, is Azure's. Six attributes end up "required and
-  non-empty" on create because a Type 2 rule and a "Type 3: non-empty if present" rule both apply (§9.2).
-- Requirement codes whose condition Azure cannot evaluate (1C, 2C, and the final-state code RC) are treated as
-  optional, as Azure does.
+The tables for create (N-CREATE) and update (N-SET) follow ``WorkitemDatasetValidatorExtension``, the final-state
+codes of PS3.4 CC.2.5.1.1 follow ``WorkitemFinalStateValidatorExtension``, and the Change State request body
+follows ``ChangeWorkitemStateDatasetValidator``. Every check returns Azure's message for the first rule broken, in
+table order, or ``None``.
 """
 
 from __future__ import annotations
 
-import copy
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from pydicom import config as pydicom_config
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
 
-from dicom_emulator.dicom.indexing import first_value
-from dicom_emulator.dicom.json_model import element_view
-from dicom_emulator.dicom.query import (
-    INCLUDE_FIELD_ALL,
-    MSG_DUPLICATE_ATTRIBUTE,
-    MSG_DUPLICATE_ATTRIBUTE_ID,
-    MSG_DUPLICATE_KEY,
-    MSG_EMPTY_VALUE,
-    MSG_INCLUDE_ALL_WITH_OTHERS,
-    MSG_INCLUDE_FIELD_UNKNOWN,
-    Condition,
-    fold_key,
-    normalize_datetime,
-    normalize_string,
-    parse_attribute_id,
-    parse_qido,
-    parse_value,
-    person_name_words,
+from dicom_emulator.dicom.json_model import element_view, sequence_items
+from dicom_emulator.dicom.tags import keyword_tag, tag_text
+from dicom_emulator.dicom.ups.attributes import PROCEDURE_STEP_STATE, TRANSACTION_UID, get_text
+from dicom_emulator.dicom.ups.messages import (
+    MSG_ATTRIBUTE_MUST_BE_EMPTY,
+    MSG_ATTRIBUTE_MUST_NOT_BE_EMPTY,
+    MSG_ATTRIBUTE_NOT_ALLOWED,
+    MSG_MISSING_REQUIRED_TAG,
+    MSG_MISSING_REQUIRED_VALUE,
+    MSG_UNEXPECTED_VALUE,
 )
-
-# The QIDO parser's .NET-compatible primitives (String.Trim, OrdinalIgnoreCase keys, DicomTagParser, the value
-# parsers of BaseQueryParser) are exactly what Azure's workitem parser uses too; reuse rather than duplicate them.
-from dicom_emulator.dicom.query import trim as dotnet_trim
-from dicom_emulator.dicom.tags import Level, QueryResource, QueryTag
-from dicom_emulator.errors import BadRequestError, QueryValidationError
-
-# ---------------------------------------------------------------------------------------------------------------
-# Constants
-# ---------------------------------------------------------------------------------------------------------------
-
-UPS_PUSH_SOP_CLASS_UID = "1.2.840.10008.5.1.4.34.6.1"  # PS3.4 CC.3.1: Unified Procedure Step - Push SOP Class
-WORKLIST_LABEL = "worklist"  # WorkitemService.Add: the SCP-assigned Worklist Label
-
-SPECIFIC_CHARACTER_SET = 0x00080005
-SOP_CLASS_UID = 0x00080016
-SOP_INSTANCE_UID = 0x00080018
-TRANSACTION_UID = 0x00081195
-STUDY_INSTANCE_UID = 0x0020000D
-PATIENT_NAME = 0x00100010
-PATIENT_ID = 0x00100020
-SCHEDULED_PROCEDURE_STEP_START_DATETIME = 0x00404005
-SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME = 0x00404010
-PROCEDURE_STEP_CANCELLATION_DATETIME = 0x00404052
-PROCEDURE_STEP_STATE = 0x00741000
-PROCEDURE_STEP_PROGRESS_INFORMATION_SEQUENCE = 0x00741002
-PROCEDURE_STEP_COMMUNICATIONS_URI_SEQUENCE = 0x00741008
-CONTACT_URI = 0x0074100A
-CONTACT_DISPLAY_NAME = 0x0074100C
-PROCEDURE_STEP_DISCONTINUATION_REASON_CODE_SEQUENCE = 0x0074100E
-WORKLIST_LABEL_TAG = 0x00741202
-UPS_PERFORMED_PROCEDURE_SEQUENCE = 0x00741216
-REASON_FOR_CANCELLATION = 0x00741238
-
-# ---------------------------------------------------------------------------------------------------------------
-# Messages (DicomCoreResource.resx, branch `archived`). Tags print as fo-dicom's DicomTag.ToString(): "(0008,1195)".
-# ---------------------------------------------------------------------------------------------------------------
-
-MSG_MISSING_REQUIRED_TAG = "The required tag '{0}' is missing."
-MSG_MISSING_REQUIRED_VALUE = "The value for tag '{0}' is missing."
-MSG_ATTRIBUTE_MUST_NOT_BE_EMPTY = "The attribute with tag '{0}' must not be empty."
-MSG_ATTRIBUTE_MUST_BE_EMPTY = "The attribute with tag '{0}' must be empty."
-MSG_ATTRIBUTE_NOT_ALLOWED = "The attribute with tag '{0}' cannot be present."
-MSG_UNEXPECTED_VALUE = "Expected value '{0}' to be one of the following values: [{1}]"
-MSG_INVALID_TRANSITION = "The workitem instance can not transition to '{0}' state: {1}."
-MSG_FINAL_STATE = "The workitem instance is already in the final state '{0}'. {1}."
-MSG_MISMATCH_SOP_INSTANCE_UID = "SOPInstanceUID in the payload does not match the workitem query parameter."
-MSG_ALREADY_EXISTS = "The workitem instance already exists. Try creating using a different UID."
-MSG_NOT_FOUND = "The workitem instance is not found."
-MSG_CANCEL_SUCCESS = "The workitem instance has been cancelled."
-MSG_ALREADY_CANCELED = "The UPS is already in the requested state of CANCELED."
-MSG_ALREADY_COMPLETED = "The UPS is already COMPLETED."
-MSG_INVALID_TRANSACTION_UID = "Invalid TransactionUID for the specified Workitem Instance UID."
-MSG_NOT_CLAIMED = "The target URI did not reference a claimed Workitem."
-MSG_UPDATE_CONFLICT = "The submitted request is inconsistent with the current state of the Workitem."
-MSG_BEING_UPDATED = "The workitem instance is currently being updated. Please try again later."
-MSG_UNSUPPORTED_SEARCH_PARAMETER = (  # DicomCoreResource.UnsupportedSearchParameter (note Azure's double space)
-    "Invalid query: AttributeId {0} is not queryable.  If the parameter is an attribute keyword, check the casing "
-    "as they are case-sensitive. The conformance statement has a list of supported query parameters, attributes "
-    "and the levels."
-)
-MSG_NESTED_SEQUENCE = (  # ElementValidationException(path, SQ, NestedSequence) from DicomTagParser
-    "Dicom element '{0}' failed validation for VR 'SQ': Nested Dicom sequence tags are currently not supported."
-)
-MSG_SEQUENTIAL_TAGS = "Sequential dicom tags are currently not supported."
-
-
-def tag_text(tag: int) -> str:
-    """fo-dicom's ``DicomTag.ToString()``: ``(gggg,eeee)`` in lower-case hex."""
-    return f"({tag >> 16:04x},{tag & 0xFFFF:04x})"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# States and the state machine (PS3.4 CC.1.1, Table CC.1.1-2; Azure's codes)
-# ---------------------------------------------------------------------------------------------------------------
-
-
-class ProcedureStepState(enum.StrEnum):
-    """Procedure Step State (0074,1000), PS3.4 CC.1.1. ``NONE`` is Azure's "no/unknown state"."""
-
-    NONE = ""
-    SCHEDULED = "SCHEDULED"
-    IN_PROGRESS = "IN PROGRESS"
-    COMPLETED = "COMPLETED"
-    CANCELED = "CANCELED"
-
-    @classmethod
-    def parse(cls, text: str | None) -> ProcedureStepState:
-        """Azure's ``GetProcedureStepState``: blank → NONE, display names compared case-insensitively,
-        anything else → NONE."""
-        if text is None or not text.strip():
-            return cls.NONE
-        folded = text.rstrip(" \0").upper()
-        return next((state for state in cls if state.value == folded), cls.NONE)
-
-    @property
-    def enum_name(self) -> str:
-        """The C# enum member name, which Azure prints in a few messages (``'Canceled'``)."""
-        return _ENUM_NAMES[self]
-
-    @property
-    def is_final(self) -> bool:
-        return self in (ProcedureStepState.COMPLETED, ProcedureStepState.CANCELED)
-
-
-_ENUM_NAMES = {
-    ProcedureStepState.NONE: "None",
-    ProcedureStepState.SCHEDULED: "Scheduled",
-    ProcedureStepState.IN_PROGRESS: "InProgress",
-    ProcedureStepState.COMPLETED: "Completed",
-    ProcedureStepState.CANCELED: "Canceled",
-}
-
-# Targets a Change State request may ask for (ChangeWorkitemStateDatasetValidator). Azure keeps them in an
-# ImmutableHashSet<string>, whose order (and so the order printed in MSG_UNEXPECTED_VALUE) follows .NET's
-# per-process randomized string hashes; the emulator prints them in declaration order.
-CHANGE_STATE_TARGETS: tuple[ProcedureStepState, ...] = (
-    ProcedureStepState.IN_PROGRESS,
-    ProcedureStepState.CANCELED,
-    ProcedureStepState.COMPLETED,
-)
-
-
-class UpsAction(enum.StrEnum):
-    """The events of PS3.4 Table CC.1.1-2 (Azure's ``WorkitemActionEvent``)."""
-
-    N_CREATE = "N-CREATE"
-    TO_SCHEDULED = "N-ACTION to SCHEDULED"
-    TO_IN_PROGRESS = "N-ACTION to IN PROGRESS"
-    TO_COMPLETED = "N-ACTION to COMPLETED"
-    TO_CANCELED = "N-ACTION to CANCELED"
-    REQUEST_CANCEL = "N-ACTION Request Cancel"
-
-
-# PS3.4 Table CC.2.1-2 / CC.2.4-2 status codes that the table uses, with their standard meanings.
-UPS_STATUS_MEANINGS: dict[str, str] = {
-    "0111": "Failed: Duplicate SOP Instance",
-    "B304": "Warning: The UPS is already in the requested state of CANCELED",
-    "B306": "Warning: The UPS is already in the requested state of COMPLETED",
-    "C300": "Failed: The UPS may no longer be updated",
-    "C301": "Failed: The correct Transaction UID was not provided",
-    "C302": "Failed: The UPS is already IN PROGRESS",
-    "C303": "Failed: The UPS may only become SCHEDULED via N-CREATE, not N-SET or N-ACTION",
-    "C307": "Failed: Specified SOP Instance UID does not exist or is not a UPS Instance managed by this SCP",
-    "C310": "Failed: The UPS is not in the IN PROGRESS state",
-    "C311": "Failed: The UPS is already COMPLETED",
-    "C312": "Failed: Performer chooses not to cancel",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One cell of the table: the state after the action (``None`` = unchanged) and the status code, if any."""
-
-    state: ProcedureStepState | None
-    code: str | None = None
-    error: bool = False
-
-    @property
-    def warning(self) -> bool:
-        return not self.error and self.code is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """A cell whose outcome depends on whether the request's Transaction UID matches the stored one.
-
-    "Matching" (Azure): the request Transaction UID equals the stored one (ordinal), or the stored one is empty and
-    the target is IN PROGRESS (the claim). Cells that do not look at the Transaction UID have equal outcomes.
-    """
-
-    matching: Outcome
-    mismatched: Outcome
-
-
-def _always(outcome: Outcome) -> Transition:
-    return Transition(outcome, outcome)
-
-
-def _ok(state: ProcedureStepState) -> Outcome:
-    return Outcome(state)
-
-
-def _err(code: str) -> Outcome:
-    return Outcome(None, code, error=True)
-
-
-def _warn(code: str) -> Outcome:
-    return Outcome(None, code)
-
-
-_S = ProcedureStepState
-_C301 = _err("C301")
-
-# PS3.4 Table CC.1.1-2 as Azure implements it. Azure differs from the standard where it
-# - answers Request Cancel of an IN PROGRESS workitem with C312 (the standard notifies the performer instead;
-#   Azure cannot, so it refuses), and
-# - checks the Transaction UID *before* the state for every N-ACTION to a target (C301 wins over C310/C302/C300
-#   and over the B306/B304 warnings).
-TRANSITIONS: dict[tuple[UpsAction, ProcedureStepState], Transition] = {
-    (UpsAction.N_CREATE, _S.NONE): _always(_ok(_S.SCHEDULED)),
-    (UpsAction.N_CREATE, _S.SCHEDULED): _always(_err("0111")),
-    (UpsAction.N_CREATE, _S.IN_PROGRESS): _always(_err("0111")),
-    (UpsAction.N_CREATE, _S.COMPLETED): _always(_err("0111")),
-    (UpsAction.N_CREATE, _S.CANCELED): _always(_err("0111")),
-    (UpsAction.TO_SCHEDULED, _S.NONE): _always(_err("C307")),
-    (UpsAction.TO_SCHEDULED, _S.SCHEDULED): _always(_err("C303")),
-    (UpsAction.TO_SCHEDULED, _S.IN_PROGRESS): _always(_err("C303")),
-    (UpsAction.TO_SCHEDULED, _S.COMPLETED): _always(_err("C303")),
-    (UpsAction.TO_SCHEDULED, _S.CANCELED): _always(_err("C303")),
-    (UpsAction.TO_IN_PROGRESS, _S.NONE): _always(_err("C307")),
-    (UpsAction.TO_IN_PROGRESS, _S.SCHEDULED): Transition(_ok(_S.IN_PROGRESS), _C301),
-    (UpsAction.TO_IN_PROGRESS, _S.IN_PROGRESS): Transition(_err("C302"), _C301),
-    (UpsAction.TO_IN_PROGRESS, _S.COMPLETED): Transition(_err("C300"), _C301),
-    (UpsAction.TO_IN_PROGRESS, _S.CANCELED): Transition(_err("C300"), _C301),
-    (UpsAction.TO_COMPLETED, _S.NONE): _always(_err("C307")),
-    (UpsAction.TO_COMPLETED, _S.SCHEDULED): Transition(_err("C310"), _C301),
-    (UpsAction.TO_COMPLETED, _S.IN_PROGRESS): Transition(_ok(_S.COMPLETED), _C301),
-    (UpsAction.TO_COMPLETED, _S.COMPLETED): Transition(_warn("B306"), _C301),
-    (UpsAction.TO_COMPLETED, _S.CANCELED): Transition(_err("C300"), _C301),
-    (UpsAction.TO_CANCELED, _S.NONE): _always(_err("C307")),
-    (UpsAction.TO_CANCELED, _S.SCHEDULED): Transition(_err("C310"), _C301),
-    (UpsAction.TO_CANCELED, _S.IN_PROGRESS): Transition(_ok(_S.CANCELED), _C301),
-    (UpsAction.TO_CANCELED, _S.COMPLETED): Transition(_err("C300"), _C301),
-    (UpsAction.TO_CANCELED, _S.CANCELED): Transition(_warn("B304"), _C301),
-    (UpsAction.REQUEST_CANCEL, _S.NONE): _always(_err("C307")),
-    (UpsAction.REQUEST_CANCEL, _S.SCHEDULED): _always(_ok(_S.CANCELED)),
-    (UpsAction.REQUEST_CANCEL, _S.IN_PROGRESS): _always(_err("C312")),
-    (UpsAction.REQUEST_CANCEL, _S.COMPLETED): _always(_err("C311")),
-    (UpsAction.REQUEST_CANCEL, _S.CANCELED): _always(_warn("B304")),
-}
-
-_ACTION_FOR_TARGET = {
-    ProcedureStepState.IN_PROGRESS: UpsAction.TO_IN_PROGRESS,
-    ProcedureStepState.COMPLETED: UpsAction.TO_COMPLETED,
-    ProcedureStepState.CANCELED: UpsAction.TO_CANCELED,
-    ProcedureStepState.SCHEDULED: UpsAction.TO_SCHEDULED,
-}
-
-
-def action_for_target(target: ProcedureStepState) -> UpsAction:
-    """The N-ACTION that asks for ``target`` (Change UPS State)."""
-    return _ACTION_FOR_TARGET[target]
-
-
-def transaction_matches(stored: str | None, requested: str | None, target: ProcedureStepState) -> bool:
-    """Azure's "matching Transaction UID": equal (ordinal), or nothing stored yet and the target is IN PROGRESS."""
-    if stored == requested:
-        return True
-    return (stored is None or not stored.strip()) and target is ProcedureStepState.IN_PROGRESS
-
-
-def transition(action: UpsAction, state: ProcedureStepState, *, matching: bool = True) -> Outcome:
-    """Look up one cell of :data:`TRANSITIONS`."""
-    cell = TRANSITIONS[(action, state)]
-    return cell.matching if matching else cell.mismatched
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Attribute requirements (PS3.4 §5.4.2.1 usage codes, Table CC.2.5-3, Azure's encoding)
-# ---------------------------------------------------------------------------------------------------------------
+from dicom_emulator.dicom.ups.states import CHANGE_STATE_TARGETS, ProcedureStepState
 
 
 class Usage(enum.StrEnum):
@@ -355,15 +62,8 @@ class Requirement:
     items: tuple[Requirement, ...] | None = None
 
 
-def _tag(keyword: str) -> int:
-    tag = tag_for_keyword(keyword)
-    if tag is None:  # pragma: no cover - the tables are checked by the unit tests
-        raise KeyError(keyword)
-    return int(tag)
-
-
 def _r(keyword: str, usage: Usage, items: Iterable[Requirement] | None = None) -> Requirement:
-    return Requirement(_tag(keyword), usage, None if items is None else tuple(items))
+    return Requirement(keyword_tag(keyword), usage, None if items is None else tuple(items))
 
 
 def _u(create: Usage, update: Usage, *, for_create: bool) -> Usage:
@@ -1062,7 +762,7 @@ class FinalRequirement:
 
 
 def _f(keyword: str, usage: FinalUsage, items: Iterable[FinalRequirement] | None = None) -> FinalRequirement:
-    return FinalRequirement(_tag(keyword), usage, None if items is None else tuple(items))
+    return FinalRequirement(keyword_tag(keyword), usage, None if items is None else tuple(items))
 
 
 # Azure's subset of the final-state codes (WorkitemFinalStateValidatorExtension); Specific Character Set is
@@ -1112,13 +812,6 @@ def _value_count(ds: Dataset, tag: int) -> int:
     return 0 if view is None else len(view.values)
 
 
-def _items(ds: Dataset, tag: int) -> list[Dataset]:
-    view = element_view(ds, tag)
-    if view is None or view.vr != "SQ":
-        return []
-    return list(view.values)
-
-
 def _blank_string(ds: Dataset, tag: int) -> bool:
     """A string attribute (by dictionary VR) whose whole value is white space (``string.IsNullOrWhiteSpace``)."""
     try:
@@ -1152,7 +845,7 @@ def _check_usage(ds: Dataset, tag: int, usage: Usage) -> str | None:
 
 def _check_items(ds: Dataset, requirement: Requirement) -> str | None:
     assert requirement.items is not None
-    for item in _items(ds, requirement.tag):
+    for item in sequence_items(ds, requirement.tag):
         for child in requirement.items:
             message = _check_usage(item, child.tag, child.usage)
             if message is None and child.items is not None:
@@ -1201,7 +894,7 @@ def _check_final(ds: Dataset, requirements: Sequence[FinalRequirement], target: 
     for requirement in requirements:
         message = _required(ds, requirement.tag) if _final_needed(requirement.usage, target) else None
         if message is None and requirement.items is not None:
-            for item in _items(ds, requirement.tag):
+            for item in sequence_items(ds, requirement.tag):
                 message = _check_final(item, requirement.items, target)
                 if message is not None:
                     break
@@ -1215,7 +908,7 @@ def check_final_state(ds: Dataset) -> str | None:
 
     Returns Azure's message for the first missing one, or ``None`` (always ``None`` for other states).
     """
-    target = ProcedureStepState.parse(_text(ds, PROCEDURE_STEP_STATE))
+    target = ProcedureStepState.parse(get_text(ds, PROCEDURE_STEP_STATE))
     if not target.is_final:
         return None
     return _check_final(ds, FINAL_STATE_REQUIREMENTS, target)
@@ -1230,390 +923,7 @@ def check_change_state_request(ds: Dataset) -> str | None:
         message = _check_usage(ds, tag, Usage.R1_1)
         if message is not None:
             return message
-    if _text(ds, PROCEDURE_STEP_STATE) not in {t.value for t in CHANGE_STATE_TARGETS}:
+    if get_text(ds, PROCEDURE_STEP_STATE) not in {t.value for t in CHANGE_STATE_TARGETS}:
         allowed = ",".join(t.value for t in CHANGE_STATE_TARGETS)
         return MSG_UNEXPECTED_VALUE.format(tag_text(PROCEDURE_STEP_STATE), allowed)
     return None
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Dataset edits
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _text(ds: Dataset, tag: int) -> str | None:
-    """The whole value of a string element (padding trimmed), ``None`` when absent or not a string."""
-    view = element_view(ds, tag)
-    return None if view is None else view.text
-
-
-def get_text(ds: Dataset, tag: int) -> str | None:
-    """Public form of :func:`_text` for the services."""
-    return _text(ds, tag)
-
-
-def dicom_datetime(value: datetime) -> str:
-    """A UTC ``datetime`` as a DT value, as .NET writes ``DateTime.UtcNow`` into a DT element."""
-    return value.strftime("%Y%m%d%H%M%S.%f")
-
-
-def set_element(ds: Dataset, tag: int, value: Any) -> None:
-    """Add or replace an element with its dictionary VR (values are not validated, as elsewhere)."""
-    ds[tag] = DataElement(tag, dictionary_VR(tag), value, validation_mode=pydicom_config.IGNORE)
-
-
-def prepare_create(ds: Dataset, workitem_uid: str | None, now: datetime) -> Dataset:
-    """Apply the SCP's part of N-CREATE (``WorkitemService.SetSpecifiedAttributesForCreate``), in Azure's order.
-
-    Sets SOP Class UID (UPS Push), the SOP Instance UID from the query parameter (400 with Azure's message when the
-    body names another one), the modification date-time, Worklist Label ``worklist`` and state SCHEDULED. Returns a
-    new dataset.
-    """
-    result = copy.deepcopy(ds)
-    set_element(result, SOP_CLASS_UID, UPS_PUSH_SOP_CLASS_UID)
-    if workitem_uid is not None and workitem_uid.strip():
-        if SOP_INSTANCE_UID in result and (_text(result, SOP_INSTANCE_UID) or "") != workitem_uid:
-            raise BadRequestError(MSG_MISMATCH_SOP_INSTANCE_UID)
-        set_element(result, SOP_INSTANCE_UID, workitem_uid)
-    set_element(result, SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME, dicom_datetime(now))
-    set_element(result, WORKLIST_LABEL_TAG, WORKLIST_LABEL)
-    set_element(result, PROCEDURE_STEP_STATE, ProcedureStepState.SCHEDULED.value)
-    return result
-
-
-def prepare_update(ds: Dataset, now: datetime) -> Dataset:
-    """N-SET: the SCP sets the modification date-time on the request (``SetSpecifiedAttributesForUpdate``)."""
-    result = copy.deepcopy(ds)
-    set_element(result, SCHEDULED_PROCEDURE_STEP_MODIFICATION_DATETIME, dicom_datetime(now))
-    return result
-
-
-_NUMERIC_VRS = frozenset({"DS", "IS", "FL", "FD", "SL", "SS", "UL", "US", "SV", "UV"})
-
-
-def merge_update(stored: Dataset, update: Dataset) -> Dataset:
-    """The stored workitem with every attribute of ``update`` added or replaced (Azure's ``GetMergedDataset``).
-
-    Strings and sequences replace the stored element whole; numeric attributes keep only their first value (Azure
-    copies them with ``GetFirstValueOrDefault``).
-    """
-    result = copy.deepcopy(stored)
-    for element in update:
-        new = copy.deepcopy(element)
-        if new.VR in _NUMERIC_VRS and (isinstance(new.value, list | tuple) or type(new.value).__name__ == "MultiValue"):
-            new.value = new.value[0] if len(new.value) else None
-        result[new.tag] = new
-    return result
-
-
-def with_state(ds: Dataset, state: ProcedureStepState, transaction_uid: str | None) -> Dataset:
-    """The stored workitem with a new Procedure Step State and Transaction UID (Change State, Azure's
-    ``GetPreparedChangeWorkitemStateDicomDataset``)."""
-    result = copy.deepcopy(ds)
-    set_element(result, TRANSACTION_UID, transaction_uid or "")
-    set_element(result, PROCEDURE_STEP_STATE, state.value)
-    return result
-
-
-def apply_cancel_request(stored: Dataset, request: Dataset, state: ProcedureStepState, now: datetime) -> Dataset:
-    """The stored workitem as Azure rewrites it for a Request Cancel (``PopulateCancelRequestAttributes``).
-
-    Adds Procedure Step Cancellation DateTime, sets the state, records the reason (ReasonForCancellation of the
-    request, in a discontinuation-reason item, at the top level and in a new Progress Information item together
-    with the request's Contact URI / Display Name), and copies the request's Performed Procedure sequence if any.
-    """
-    result = copy.deepcopy(stored)
-    stamp = dicom_datetime(now)
-    reason = first_value(request, "ReasonForCancellation") or ""
-
-    def reason_item() -> Dataset:
-        item = Dataset()
-        set_element(item, REASON_FOR_CANCELLATION, reason)
-        return item
-
-    set_element(result, PROCEDURE_STEP_CANCELLATION_DATETIME, stamp)
-    set_element(result, PROCEDURE_STEP_STATE, state.value)
-    set_element(result, PROCEDURE_STEP_DISCONTINUATION_REASON_CODE_SEQUENCE, DicomSequence([reason_item()]))
-    contact = Dataset()
-    set_element(contact, CONTACT_URI, first_value(request, "ContactURI") or "")
-    set_element(contact, CONTACT_DISPLAY_NAME, first_value(request, "ContactDisplayName") or "")
-    progress = Dataset()
-    set_element(progress, PROCEDURE_STEP_CANCELLATION_DATETIME, stamp)
-    set_element(progress, PROCEDURE_STEP_DISCONTINUATION_REASON_CODE_SEQUENCE, DicomSequence([reason_item()]))
-    set_element(progress, PROCEDURE_STEP_COMMUNICATIONS_URI_SEQUENCE, DicomSequence([contact]))
-    set_element(result, PROCEDURE_STEP_PROGRESS_INFORMATION_SEQUENCE, DicomSequence([progress]))
-    if UPS_PERFORMED_PROCEDURE_SEQUENCE in request:
-        result[UPS_PERFORMED_PROCEDURE_SEQUENCE] = copy.deepcopy(request[UPS_PERFORMED_PROCEDURE_SEQUENCE])
-    return result
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Search (reference §9.6; WorkitemQueryTag.sql, WorkitemQueryParser, WorkitemQueryResponseBuilder)
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SearchKey:
-    """A searchable workitem attribute: a top-level tag or a (sequence, tag) path.
-
-    ``column`` names the index column; ``multiple`` columns hold one value per sequence item (see
-    :func:`index_values`).
-    """
-
-    path: tuple[int, ...]
-    keyword: str
-    vr: str
-    column: str
-
-    @property
-    def tag(self) -> int:
-        """The last tag of the path (what Azure's parser keeps as the condition's tag)."""
-        return self.path[-1]
-
-    @property
-    def multiple(self) -> bool:
-        return len(self.path) > 1
-
-    @property
-    def query_tag(self) -> QueryTag:
-        return QueryTag(self.tag, self.keyword, self.vr, Level.INSTANCE)
-
-    @property
-    def hex_path(self) -> str:
-        return ".".join(f"{t:08X}" for t in self.path)
-
-
-# Azure's workitem query tags, in its order (WorkitemQueryTag.sql).
-SEARCH_KEYS: tuple[SearchKey, ...] = (
-    SearchKey((PATIENT_NAME,), "PatientName", "PN", "patient_name"),
-    SearchKey((PATIENT_ID,), "PatientID", "LO", "patient_id"),
-    SearchKey((0x0040A370, 0x00080050), "AccessionNumber", "SH", "accession_numbers"),
-    SearchKey((0x0040A370, 0x00401001), "RequestedProcedureID", "SH", "requested_procedure_ids"),
-    SearchKey(
-        (SCHEDULED_PROCEDURE_STEP_START_DATETIME,), "ScheduledProcedureStepStartDateTime", "DT", "scheduled_start"
-    ),
-    SearchKey((0x00404025, 0x00080100), "CodeValue", "SH", "station_name_codes"),
-    SearchKey((0x00404026, 0x00080100), "CodeValue", "SH", "station_class_codes"),
-    SearchKey((PROCEDURE_STEP_STATE,), "ProcedureStepState", "CS", "state"),
-    SearchKey((0x00404027, 0x00080100), "CodeValue", "SH", "station_location_codes"),
-    SearchKey((STUDY_INSTANCE_UID,), "StudyInstanceUID", "UI", "study_uid"),
-)
-SEARCH_KEYS_BY_PATH: dict[tuple[int, ...], SearchKey] = {key.path: key for key in SEARCH_KEYS}
-SEARCH_KEYS_BY_COLUMN: dict[str, SearchKey] = {key.column: key for key in SEARCH_KEYS}
-
-# Workitem attributes with a return key type of 1 or 2, always returned by a search (Azure's RequiredReturnTags,
-# from PS3.4 Table CC.2.5-3).
-RETURN_TAGS: frozenset[int] = frozenset(
-    _tag(keyword)
-    for keyword in (
-        "SpecificCharacterSet",
-        "SOPClassUID",
-        "SOPInstanceUID",
-        "ScheduledProcedureStepPriority",
-        "ProcedureStepLabel",
-        "WorklistLabel",
-        "ScheduledProcessingParametersSequence",
-        "ScheduledStationNameCodeSequence",
-        "ScheduledStationClassCodeSequence",
-        "ScheduledStationGeographicLocationCodeSequence",
-        "ScheduledHumanPerformersSequence",
-        "ScheduledProcedureStepStartDateTime",
-        "ScheduledWorkitemCodeSequence",
-        "InputReadinessState",
-        "InputInformationSequence",
-        "StudyInstanceUID",
-        "PatientName",
-        "PatientID",
-        "IssuerOfPatientID",
-        "IssuerOfPatientIDQualifiersSequence",
-        "OtherPatientIDsSequence",
-        "PatientBirthDate",
-        "PatientSex",
-        "AdmissionID",
-        "IssuerOfAdmissionIDSequence",
-        "AdmittingDiagnosesDescription",
-        "AdmittingDiagnosesCodeSequence",
-        "ReferencedRequestSequence",
-        "MedicalAlerts",
-        "PregnancyStatus",
-        "SpecialNeeds",
-        "ProcedureStepState",
-        "ProcedureStepProgressInformationSequence",
-    )
-)
-
-
-@dataclass(frozen=True)
-class WorkitemQuery:
-    """A validated workitem search. Condition values are normalized like the index columns."""
-
-    conditions: tuple[tuple[SearchKey, Condition], ...]
-    limit: int
-    offset: int
-    fuzzy: bool
-    include_all: bool
-    include_tags: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Paging:
-    limit: int
-    offset: int
-    fuzzy: bool
-
-
-_RESERVED = frozenset({"FUZZYMATCHING", "INCLUDEFIELD", "LIMIT", "OFFSET"})
-
-
-def _split_parameters(
-    params: Sequence[tuple[str, str]],
-) -> tuple[list[tuple[str, str]], list[str], list[tuple[str, list[str]]]]:
-    """(reserved pairs except includefield, includefield values, filters grouped like ASP.NET ``Request.Query``)."""
-    reserved: list[tuple[str, str]] = []
-    include: list[str] = []
-    groups: dict[str, tuple[str, list[str]]] = {}
-    for key, value in params:
-        name = fold_key(dotnet_trim(key))
-        if name == "INCLUDEFIELD":
-            include.append(value)
-        elif name in _RESERVED:
-            reserved.append((key, value))
-        else:
-            folded = fold_key(key)
-            groups.setdefault(folded, (key, []))[1].append(value)
-    return reserved, include, list(groups.values())
-
-
-def parse_paging(params: Sequence[tuple[str, str]]) -> Paging:
-    """Bind and validate ``limit`` (1..200, default 100), ``offset`` and ``fuzzymatching`` exactly as QIDO does
-    (Azure's shared ``QueryOptions`` model binding, reference §4.2); the model-state errors come first."""
-    reserved, _, _ = _split_parameters(params)
-    parsed = parse_qido(reserved, QueryResource.ALL_STUDIES)
-    return Paging(parsed.limit, parsed.offset, parsed.fuzzy)
-
-
-def _parse_path(attribute_id: str) -> tuple[int, ...] | None:
-    """``DicomTagParser.TryParse(..., supportMultiple: true)``: keywords or 8-hex tags joined by '.', at most two."""
-    parts = attribute_id.split(".")
-    tags = [parse_attribute_id(part) for part in parts]
-    if len(parts) > 2:
-        raise QueryValidationError(MSG_NESTED_SEQUENCE.format(attribute_id))
-    if any(tag is None for tag in tags):
-        return None
-    return tuple(t for t in tags if t is not None)
-
-
-def parse_workitem_query(params: Sequence[tuple[str, str]]) -> WorkitemQuery:
-    """Validate the decoded query-string pairs of a workitem search (reference §9.6).
-
-    Order of checks (Azure): reserved parameters, repeated filter keys, then each filter in query-string order
-    (unknown or unsupported attribute → "not queryable", empty value, value syntax, the same attribute twice), then
-    ``includefield``. Raises :class:`QueryValidationError` with Azure's message (a plain-text 400).
-    """
-    paging = parse_paging(params)
-    _, include_values, groups = _split_parameters(params)
-
-    filters: dict[str, str] = {}
-    for key, values in groups:
-        attribute_id = dotnet_trim(key)
-        if len(values) > 1:
-            raise QueryValidationError(MSG_DUPLICATE_ATTRIBUTE_ID.format(attribute_id))
-        if attribute_id in filters:
-            raise QueryValidationError(MSG_DUPLICATE_KEY.format(attribute_id))
-        filters[attribute_id] = dotnet_trim(values[0])
-
-    conditions: dict[tuple[int, ...], tuple[SearchKey, Condition]] = {}
-    for attribute_id, value in filters.items():
-        path = _parse_path(attribute_id)
-        key = SEARCH_KEYS_BY_PATH.get(path) if path is not None else None
-        if key is None:
-            raise QueryValidationError(MSG_UNSUPPORTED_SEARCH_PARAMETER.format(attribute_id))
-        if not value.strip():
-            raise QueryValidationError(MSG_EMPTY_VALUE.format(attribute_id))
-        condition = parse_value(key.query_tag, value, paging.fuzzy, False)
-        if condition is None:  # pragma: no cover - every search key has a value parser
-            raise QueryValidationError(MSG_UNSUPPORTED_SEARCH_PARAMETER.format(attribute_id))
-        if key.path in conditions:
-            raise QueryValidationError(MSG_DUPLICATE_ATTRIBUTE.format(attribute_id))
-        conditions[key.path] = (key, condition)
-
-    fields = [dotnet_trim(part) for value in include_values for part in value.split(",")]
-    include_all = False
-    include_tags: list[int] = []
-    if any(f.lower() == INCLUDE_FIELD_ALL for f in fields):
-        if len(fields) > 1:
-            raise QueryValidationError(MSG_INCLUDE_ALL_WITH_OTHERS)
-        include_all = True
-    else:
-        for field in fields:
-            path = _parse_path(field) if field.strip() else None
-            if path is None:
-                raise QueryValidationError(MSG_INCLUDE_FIELD_UNKNOWN.format(field))
-            if len(path) > 1:
-                raise QueryValidationError(MSG_SEQUENTIAL_TAGS)
-            if path[0] not in include_tags:
-                include_tags.append(path[0])
-
-    return WorkitemQuery(
-        conditions=tuple(conditions.values()),
-        limit=paging.limit,
-        offset=paging.offset,
-        fuzzy=paging.fuzzy,
-        include_all=include_all,
-        include_tags=tuple(include_tags),
-    )
-
-
-def search_result(metadata: Mapping[str, Any], query: WorkitemQuery) -> dict[str, Any]:
-    """One search hit as returned (Azure's ``GenerateResponseDataset``): never the Transaction UID; everything
-    with ``includefield=all``; else the required return keys, the included fields and the filtered attributes."""
-    hidden = f"{TRANSACTION_UID:08X}"
-    if query.include_all:
-        return {k: v for k, v in metadata.items() if k != hidden}
-    wanted = set(RETURN_TAGS) | set(query.include_tags) | {key.tag for key, _ in query.conditions}
-    return {k: v for k, v in metadata.items() if k != hidden and int(k, 16) in wanted}
-
-
-# --- Index values -------------------------------------------------------------------------------------------------
-
-LIST_DELIMITER = "\\"  # cannot occur inside an SH/LO value (PS3.5 6.2: it separates values)
-
-
-def _sequence_values(ds: Dataset, path: tuple[int, ...], vr: str) -> str | None:
-    """The normalized first value of ``path[1]`` in every item of ``path[0]``, as ``\\A\\B\\`` (Azure indexes one
-    row per item, so any item can match)."""
-    values: list[str] = []
-    for item in _items(ds, path[0]):
-        view = element_view(item, path[1])
-        if view is None or not view.values:
-            continue
-        text = str(view.values[0])
-        if text.rstrip(" \0"):
-            values.append(normalize_string(text, vr))
-    if not values:
-        return None
-    return LIST_DELIMITER + LIST_DELIMITER.join(dict.fromkeys(values)) + LIST_DELIMITER
-
-
-def index_values(ds: Dataset) -> dict[str, str | None]:
-    """Index column values of a workitem (names match ``storage.models.Workitem``), normalized like the search
-    condition values of :func:`parse_workitem_query` so that storage compares with equality, ranges or LIKE."""
-    patient_name = first_value(ds, "PatientName")
-    start = first_value(ds, "ScheduledProcedureStepStartDateTime")
-    values: dict[str, str | None] = {
-        "patient_name": None if patient_name is None else normalize_string(patient_name, "PN"),
-        # Space-led word list (" JOHN DOE") so a fuzzy word is one "LIKE '% WORD%'" (reference §4.4).
-        "patient_name_words": None
-        if patient_name is None
-        else ("".join(f" {w}" for w in person_name_words(patient_name)) or None),
-        "scheduled_start": None if start is None else normalize_datetime(start),
-    }
-    for key in SEARCH_KEYS:
-        if key.column in ("patient_name", "scheduled_start", "state"):
-            continue
-        if key.multiple:
-            values[key.column] = _sequence_values(ds, key.path, key.vr)
-        else:
-            value = first_value(ds, key.keyword)
-            values[key.column] = None if value is None else normalize_string(value, key.vr)
-    return values
