@@ -1,4 +1,4 @@
-"""Settings: defaults < environment < CLI flags (DESIGN.md, App factory)."""
+"""Settings: defaults < environment < CLI flags (docs/architecture.md, The Runtime)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("dicom-data")
-# Azure's limit per STOW part (reference §2.2, §10.5).
+# Azure's limit per STOW part (azure-behaviour §2.2, §10.5).
 MAX_STOW_PART_SIZE = 2 * 1024**3
-# Transcode/render source size limit (reference §3.2, §10.5).
+# Transcode/render source size limit (azure-behaviour §3.2, §10.5).
 MAX_TRANSCODE_SIZE = 100 * 1024**2
 DEFAULT_AE_TITLE = "DICOM_EMULATOR"
 

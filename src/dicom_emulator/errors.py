@@ -2,7 +2,7 @@
 
 Nothing below the routers raises HTTP types: each condition is one class here, mapped to the wire in
 exactly two tables (``api/errors.py`` for HTTP, ``dimse/`` for DIMSE statuses). Messages are Azure's
-own strings (reference §1.4, §3.7) because clients and tests compare them.
+own strings (azure-behaviour §1.4, §3.7) because clients and tests compare them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class BadRequestError(EmulatorError):
 
 
 class InvalidUidError(BadRequestError):
-    """A UID in the route or body is not a DICOM identifier (reference §1.4)."""
+    """A UID in the route or body is not a DICOM identifier (azure-behaviour §1.4)."""
 
 
 class QueryValidationError(BadRequestError):

@@ -1,7 +1,7 @@
 """Binding of the non-DICOM query parameters (limit, offset, flags, times) with Azure's messages.
 
 ASP.NET model binding names are case-insensitive and its errors read
-``The query parameter '{Name}' is invalid. {error}`` (reference §4.2, §6.1, §7.1).
+``The query parameter '{Name}' is invalid. {error}`` (azure-behaviour §4.2, §6.1, §7.1).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ MSG_TIME_ZONE = "Date and time value must specify a time zone."
 
 
 def bind_datetime(params: Sequence[tuple[str, str]], name: str) -> datetime | None:
-    """An ISO-8601 date-time that must carry a zone (reference §6.1); returned in UTC."""
+    """An ISO-8601 date-time that must carry a zone (azure-behaviour §6.1); returned in UTC."""
     values = _values(params, name)
     if not values:
         return None

@@ -1,4 +1,4 @@
-"""Change feed v1 and v2 (reference §6)."""
+"""Change feed v1 and v2 (azure-behaviour §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DELETE at three levels (reference §5)."""
+"""DELETE at three levels (azure-behaviour §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""msdicom-expiry-* headers and the expiry sweep (reference §2.2)."""
+"""msdicom-expiry-* headers and the expiry sweep (azure-behaviour §2.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Extended query tags, reindex operations and QIDO on new tags (reference §7, §8)."""
+"""Extended query tags, reindex operations and QIDO on new tags (azure-behaviour §7, §8)."""
 
 from __future__ import annotations
 
@@ -259,7 +259,7 @@ async def test_more_than_128_tags_is_503(client: httpx.AsyncClient) -> None:
         {"path": f"0009{0x1000 + i:04X}", "vr": "LO", "privateCreator": "ACME", "level": "Instance"} for i in range(129)
     ]
     r = await add_tags(client, tags)
-    # Azure's code lets this fall through to its generic data-store branch (reference §7.2).
+    # Azure's code lets this fall through to its generic data-store branch (azure-behaviour §7.2).
     assert (r.status_code, r.text) == (503, "Extended query tags exceeds max allowed count '128'.")
     assert (await client.get("/v2/extendedquerytags")).json() == []
     r = await add_tags(client, tags[:128])

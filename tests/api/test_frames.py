@@ -1,4 +1,5 @@
-"""WADO-RS frames (reference §3.2 negotiation, §3.3 shapes, §3.4 frames) on SQLite and PostgreSQL."""
+"""WADO-RS frames (azure-behaviour §3.2 negotiation, §3.3 shapes, §3.4 frames) on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ async def store_dataset(client: httpx.AsyncClient, ds: Dataset, *, implicit: boo
 def split_multipart(response: httpx.Response) -> list[tuple[str, bytes]]:
     ctype = response.headers["content-type"]
     assert ctype.startswith("multipart/related; boundary=")
-    assert "type=" not in ctype  # no type parameter on the outer header (§3.3)
+    assert "type=" not in ctype  # no type parameter on the outer header (azure-behaviour §3.3)
     boundary = ctype.split("boundary=", 1)[1].strip('"').encode()
     assert response.content.startswith(b"--" + boundary + b"\r\n")
     assert response.content.endswith(b"\r\n--" + boundary + b"--")
@@ -283,7 +284,7 @@ async def test_single_part_with_several_frames_is_400(client: httpx.AsyncClient)
     [
         None,
         "application/dicom",
-        "image/jp2",  # single part jp2 is not offered (§3.2)
+        "image/jp2",  # single part jp2 is not offered (azure-behaviour §3.2)
         'multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.1',
         "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50",
         "image/png",
@@ -350,7 +351,7 @@ async def test_frames_under_every_version(client: httpx.AsyncClient) -> None:
 
 
 class TestSizeLimit:
-    """A small ``max_transcode_size`` makes the 100 MiB rule observable (reference §3.2)."""
+    """A small ``max_transcode_size`` makes the 100 MiB rule observable (azure-behaviour §3.2)."""
 
     @pytest.fixture
     def settings(self, settings):  # type: ignore[no-untyped-def]
@@ -379,7 +380,7 @@ class TestSizeLimit:
         assert r.text.startswith("Requested DICOM instance size is above the supported limit of 1000.")
 
 
-# --- whole-instance transcoding through WADO (reference §3.2) ---------------------------------------
+# --- whole-instance transcoding through WADO (azure-behaviour §3.2) ---------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""QIDO-RS through the HTTP API (reference §4), on SQLite and PostgreSQL."""
+"""QIDO-RS through the HTTP API (azure-behaviour §4), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WADO-RS rendered (reference §3.6) and the emulator-only thumbnails (``--loose``), on SQLite and PostgreSQL."""
+"""WADO-RS rendered (azure-behaviour §3.6) and the emulator-only thumbnails (``--loose``), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def windowed_ct(**extra: object) -> object:
 async def test_instance_rendered_defaults_to_jpeg(client: httpx.AsyncClient) -> None:
     stored = await store_sample(client, "CT_small.dcm")
     request = client.build_request("GET", stored.url("/rendered"))
-    del request.headers["accept"]  # no Accept header → image/jpeg (§3.6)
+    del request.headers["accept"]  # no Accept header → image/jpeg (azure-behaviour §3.6)
     r = await client.send(request)
     assert r.headers["content-type"] == "image/jpeg"
     image = image_of(r)

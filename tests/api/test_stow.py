@@ -1,4 +1,4 @@
-"""STOW-RS through the HTTP API (reference §2), on SQLite and PostgreSQL."""
+"""STOW-RS through the HTTP API (azure-behaviour §2), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ async def test_truncated_file_is_rejected_and_nothing_stored(client: httpx.Async
 async def test_multiple_values_warning_header(client: httpx.AsyncClient) -> None:
     ds = make_dataset()
     # ModalitiesInStudy is indexed and may hold several values (VM 1-n), so only the header warns.
-    # v1 checks every indexed tag; v2 checks only the required core tags (reference §2.3 steps 4 and 6).
+    # v1 checks every indexed tag; v2 checks only the required core tags (azure-behaviour §2.3 steps 4 and 6).
     ds.ModalitiesInStudy = ["CT", "MR"]
     r = await stow(client, [to_bytes(ds)], url="/v1/studies")
     assert r.status_code == 200

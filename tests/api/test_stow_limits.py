@@ -1,4 +1,4 @@
-"""STOW size limit (413) and v1/v2 PatientID rules (reference §1.3, §2.2)."""
+"""STOW size limit (413) and v1/v2 PatientID rules (azure-behaviour §1.3, §2.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WADO-RS retrieve and metadata (reference §3.1–§3.5, §3.7)."""
+"""WADO-RS retrieve and metadata (azure-behaviour §3.1–azure-behaviour §3.5, §3.7)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ async def store(client: httpx.AsyncClient, *datasets: object, url: str = "/v2/st
 def split_multipart(response: httpx.Response) -> list[tuple[str, bytes]]:
     ctype = response.headers["content-type"]
     assert ctype.startswith("multipart/related; boundary=")
-    assert "type=" not in ctype  # Azure sends no type parameter on the outer header (§3.3)
+    assert "type=" not in ctype  # Azure sends no type parameter on the outer header (azure-behaviour §3.3)
     boundary = ctype.split("boundary=", 1)[1].strip('"').encode()
     parts = []
     for chunk in response.content.split(b"--" + boundary)[1:-1]:
@@ -49,7 +49,7 @@ async def test_retrieve_instance_single_part_default_ts(client: httpx.AsyncClien
     assert r.headers["content-type"] == "application/dicom; transfer-syntax=1.2.840.10008.1.2.1"
     ds = dcmread(io.BytesIO(r.content))
     assert ds.SOPInstanceUID == sop
-    assert r.content[:128] == b"\0" * 128  # preamble zeroed (§1.4)
+    assert r.content[:128] == b"\0" * 128  # preamble zeroed (azure-behaviour §1.4)
 
 
 async def test_retrieve_instance_star_is_multipart(client: httpx.AsyncClient, study: dict) -> None:
@@ -139,7 +139,7 @@ async def test_metadata_levels_and_etag(client: httpx.AsyncClient, study: dict) 
     assert r.headers["content-type"] == "application/dicom+json"
     items = r.json()
     assert sorted(i["00080018"]["Value"][0] for i in items) == sorted(sops)
-    assert all("7FE00010" not in i for i in items)  # bulk data removed (§3.5)
+    assert all("7FE00010" not in i for i in items)  # bulk data removed (azure-behaviour §3.5)
     etag = r.headers["etag"]
     assert not etag.startswith('"')
     watermark, count = etag.split("-")

@@ -1,4 +1,5 @@
-"""The Python ``dicomweb-client`` against the real emulator process (clients.md §1; reference §2–§5)."""
+"""The Python ``dicomweb-client`` against the real emulator process (azure-behaviour §11; azure-behaviour
+§2–azure-behaviour §5)."""
 
 from __future__ import annotations
 
@@ -141,7 +142,7 @@ def test_store_response_has_absolute_retrieve_urls(client: DICOMwebClient) -> No
     assert [item.RetrieveURL for item in response.ReferencedSOPSequence] == [
         f"{base}/studies/{study.study_uid}/series/{series_uid}/instances/{ds.SOPInstanceUID}" for ds in study.datasets
     ]
-    # v2 items always carry an (empty) FailedAttributesSequence (reference §2.4).
+    # v2 items always carry an (empty) FailedAttributesSequence (azure-behaviour §2.4).
     assert all(len(item[0x00741048].value) == 0 for item in response.ReferencedSOPSequence)
 
 
@@ -218,7 +219,7 @@ def test_search_studies_paging(client: DICOMwebClient, corpus: dict[str, Study])
     pages = [client.search_for_studies(search_filters=scope, limit=2, offset=offset) for offset in (0, 2, 4, 5)]
     assert [len(p) for p in pages] == [2, 2, 1, 0]
     assert [u for p in pages for u in study_uids(p)] == uids
-    # Newest first (reference §4.5): the second batch was stored after the first.
+    # Newest first (azure-behaviour §4.5): the second batch was stored after the first.
     assert uids[:3] == [corpus[k].study_uid for k in ("erin", "dave", "carol")]
     assert sorted(uids[3:]) == sorted(corpus[k].study_uid for k in ("alice", "bob"))
 

@@ -1,4 +1,4 @@
-"""The Python ``dicomweb-client`` frames and rendered calls against the real emulator (clients.md §1)."""
+"""The Python ``dicomweb-client`` frames and rendered calls against the real emulator (azure-behaviour §11)."""
 
 from __future__ import annotations
 

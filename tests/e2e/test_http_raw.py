@@ -1,4 +1,5 @@
-"""Raw HTTP against the real emulator process: startup, routing, headers, negotiation (reference §1–§3)."""
+"""Raw HTTP against the real emulator process: startup, routing, headers, negotiation (azure-behaviour
+§1–azure-behaviour §3)."""
 
 from __future__ import annotations
 
@@ -174,7 +175,7 @@ def test_etag_and_if_none_match(http: httpx.Client) -> None:
         r = http.get(url, headers=DICOM_JSON)
         assert r.status_code == 200
         etag = r.headers["etag"]
-        assert not etag.startswith('"')  # unquoted (reference §3.5)
+        assert not etag.startswith('"')  # unquoted (azure-behaviour §3.5)
         etags[url] = etag
         cached = http.get(url, headers={**DICOM_JSON, "If-None-Match": etag})
         assert cached.status_code == 304

@@ -18,9 +18,9 @@ class ApiContext:
 
     segment: str
     major: int
-    # "{scheme}://{host}/{version}": RetrieveURLs and hrefs are absolute (reference §2.4).
+    # "{scheme}://{host}/{version}": RetrieveURLs and hrefs are absolute (azure-behaviour §2.4).
     base_url: str
-    # Host without port, for "Warning: 299 {host}: ..." (reference §1.4).
+    # Host without port, for "Warning: 299 {host}: ..." (azure-behaviour §1.4).
     warning_host: str
 
 

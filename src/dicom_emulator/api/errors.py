@@ -1,4 +1,4 @@
-"""The one table from domain exceptions to HTTP (reference §1.4 exception → status map)."""
+"""The one table from domain exceptions to HTTP (azure-behaviour §1.4 exception → status map)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Streaming ``multipart/related`` reading (STOW, reference §2.2) and writing (WADO, reference §3.3).
+"""Streaming ``multipart/related`` reading (STOW, §2.2) and writing (WADO, §3.3).
 
 Reading never holds a part in memory: part bodies go to temporary files in ``spool_dir`` as they
 arrive, and only a small tail (shorter than the delimiter) plus the current chunk is buffered, so the
@@ -7,7 +7,7 @@ memory used is independent of the body size. The grammar is RFC 2046 §5.1.1:
     [preamble CRLF] "--" boundary *LWSP CRLF headers CRLF body CRLF "--" boundary ... "--" boundary "--" [epilogue]
 
 Tolerances, taken from what ASP.NET's ``MultipartReader`` (behind Azure's ``AspNetCoreMultipartReader``)
-accepts and what real clients send (``clients.md`` §1): a preamble or a bare leading CRLF before the
+accepts and what real clients send (azure-behaviour §16): a preamble or a bare leading CRLF before the
 first delimiter (Python and npm ``dicomweb-client`` start the body with CRLF), no CRLF after the closing
 delimiter (both clients end with ``--boundary--``), transport padding after a delimiter, and an empty
 header block. Part bytes are kept exactly, including trailing CR/LF bytes; only the one CRLF that
@@ -38,7 +38,7 @@ _WRITE_BUFFER = 1024 * 1024
 # Largest slice of an input chunk moved into the parse buffer at once.
 _FEED_SIZE = 1024 * 1024
 
-# DicomCoreResource.RequestLengthLimitExceeded (reference §2.2): 413 for a part or single body.
+# DicomCoreResource.RequestLengthLimitExceeded (azure-behaviour §2.2): 413 for a part or single body.
 PAYLOAD_TOO_LARGE_MESSAGE = "The request exceeded the allowed limit of {0} bytes."
 # Azure reports malformed bodies as 400 with ASP.NET's internal exception text
 # (InvalidMultipartRequestException(ex.Message)); the emulator states the problem instead.
@@ -65,7 +65,7 @@ class SpooledPart:
 
 
 def new_boundary() -> str:
-    """A fresh multipart boundary: a UUID4 string, as Azure uses a GUID (reference §3.3)."""
+    """A fresh multipart boundary: a UUID4 string, as Azure uses a GUID (azure-behaviour §3.3)."""
     return str(uuid.uuid4())
 
 
@@ -93,7 +93,7 @@ async def spool_body(
 ) -> SpooledPart:
     """Write a single-part body (``Content-Type: application/dicom``) to a temporary file.
 
-    Over ``max_size`` bytes → :class:`PayloadTooLargeError` (413, reference §2.2) and no file is left
+    Over ``max_size`` bytes → :class:`PayloadTooLargeError` (413, §2.2) and no file is left
     behind; any other failure (e.g. client disconnect) also removes the file.
     """
     path, handle = _new_spool_file(spool_dir)
@@ -289,7 +289,7 @@ class _MultipartParser:
         return path, size
 
     def _write(self, handle: BinaryIO, count: int, size: int) -> int:
-        """Move the first ``count`` buffered bytes to ``handle``; enforce the per-part limit (§2.2)."""
+        """Move the first ``count`` buffered bytes to ``handle``; enforce the per-part limit (azure-behaviour §2.2)."""
         size += count
         if size > self._max_part_size:
             raise _too_large(self._max_part_size)
@@ -316,7 +316,7 @@ async def read_multipart(
     max_part_size: int,
     default_type: str | None,
 ) -> AsyncIterator[SpooledPart]:
-    """Yield each part of a ``multipart/related`` body as a :class:`SpooledPart` (reference §2.2).
+    """Yield each part of a ``multipart/related`` body as a :class:`SpooledPart` (azure-behaviour §2.2).
 
     ``boundary`` is the unquoted ``boundary`` parameter; ``default_type`` is the ``type`` parameter, used
     as the first part's content type when it has none. A body that is only the closing delimiter yields
@@ -350,12 +350,12 @@ async def write_multipart(
     parts: AsyncIterable[tuple[str, AsyncIterable[bytes]]],
     boundary: str,
 ) -> AsyncIterator[bytes]:
-    """Encode ``(content type, body chunks)`` parts as a ``multipart/related`` body (reference §3.3).
+    """Encode ``(content type, body chunks)`` parts as a ``multipart/related`` body (azure-behaviour §3.3).
 
     Shape: ``--b CRLF Content-Type: t CRLF CRLF <data> CRLF --b ... CRLF --b--``: no preamble, exactly one
     CRLF before each delimiter and nothing after the closing one, because the npm ``dicomweb-client``
     takes the boundary from the first body line and cuts each part two bytes before the next delimiter
-    (``clients.md`` §1). The outer Content-Type (``multipart/related; boundary=…``, no ``type``) is the
+    (azure-behaviour §16). The outer Content-Type (``multipart/related; boundary=…``, no ``type``) is the
     caller's.
     """
     dash_boundary = b"--" + boundary.encode("latin-1")

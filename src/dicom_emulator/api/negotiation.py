@@ -1,7 +1,7 @@
 """HTTP content negotiation: Accept parsing, WADO/rendered Accept rules, STOW Content-Type rules.
 
 Pure functions over header strings; nothing here knows about requests, storage or services. Each rule
-cites the reference (``/work/shared/reference/azure-dicom-api.md``) and, where the reference is silent,
+cites the reference (``docs/azure-behaviour.md``) and, where the reference is silent,
 the archived ``microsoft/dicom-server`` code it was read from (``AcceptHeaderHandler``,
 ``MediaTypeHeaderValueExtensions.ToAcceptHeader``, ``AspNetCoreMultipartReader``,
 ``DicomInstanceEntryReaderForSinglePartRequest``, ``RetrieveRenderedService``).
@@ -20,15 +20,15 @@ from dicom_emulator.errors import BadRequestError, NotAcceptableError, Unsupport
 # --- Messages (DicomCoreResource.resx / DicomApiResource.resx, branch `archived`) -------------------
 
 NOT_ACCEPTABLE_MESSAGE = "The request headers are not acceptable"  # DicomCoreResource.NotAcceptableHeaders
-MULTIPLE_ACCEPT_MESSAGE = (  # DicomCoreResource.MultipleAcceptHeadersNotSupported (reference §3.6)
+MULTIPLE_ACCEPT_MESSAGE = (  # DicomCoreResource.MultipleAcceptHeadersNotSupported (azure-behaviour §3.6)
     "The request contains multiple accept headers, which is not supported."
 )
 # DicomCoreResource.UnsupportedContentType (= DicomApiResource.UnsupportedContentType)
 UNSUPPORTED_CONTENT_TYPE_MESSAGE = "The specified content type '{0}' is not supported."
-INVALID_MULTIPART_CONTENT_TYPE_MESSAGE = (  # DicomApiResource.InvalidMultipartContentType (reference §2.2)
+INVALID_MULTIPART_CONTENT_TYPE_MESSAGE = (  # DicomApiResource.InvalidMultipartContentType (azure-behaviour §2.2)
     "The content type '{0}' is either not multipart or is missing boundary."
 )
-START_PARAMETER_MESSAGE = (  # DicomApiResource.StartParameterIsNotSupported (reference §2.2)
+START_PARAMETER_MESSAGE = (  # DicomApiResource.StartParameterIsNotSupported (azure-behaviour §2.2)
     "The start parameter in multipart/related request is not supported."
 )
 
@@ -186,7 +186,7 @@ def parse_accept(header: str | None) -> list[MediaRange]:
     return ranges
 
 
-# --- §1.4 Accept filter ------------------------------------------------------------------------------
+# --- azure-behaviour §1.4 Accept filter ------------------------------------------------------------------------------
 
 # AcceptContentFilterAttribute([application/dicom+json]) accepts these ranges (any case, any params);
 # its unit tests list exactly */*, application/*, application/json and application/dicom+json.
@@ -194,7 +194,8 @@ _DICOM_JSON_MATCHES = frozenset({ANY_MEDIA_TYPE, "application/*", "application/j
 
 
 def require_dicom_json(accept: str | None) -> None:
-    """§1.4 Accept filter (STOW, metadata, QIDO, workitems): some range must match ``application/dicom+json``.
+    """azure-behaviour §1.4 Accept filter (STOW, metadata, QIDO, workitems): some range must match
+    ``application/dicom+json``.
 
     ``q`` is ignored (Azure's filter ignores it, so ``q=0`` still matches). No header → 406 [test].
     The filter answers with a bare ``StatusCodeResult(406)``: no body (AcceptContentFilterAttribute).
@@ -204,11 +205,11 @@ def require_dicom_json(accept: str | None) -> None:
     raise NotAcceptableError("")
 
 
-# --- §3.2 WADO-RS retrieve negotiation ---------------------------------------------------------------
+# --- azure-behaviour §3.2 WADO-RS retrieve negotiation ---------------------------------------------------------------
 
 
 class RetrieveResource(enum.Enum):
-    """The WADO-RS resource being retrieved; each has its own acceptable table (§3.2)."""
+    """The WADO-RS resource being retrieved; each has its own acceptable table (azure-behaviour §3.2)."""
 
     STUDY = "study"
     SERIES = "series"
@@ -227,7 +228,7 @@ class RetrieveFormat:
 
 @dataclass(frozen=True)
 class _Descriptor:
-    """One row of the §3.2 table (``AcceptHeaderDescriptor``)."""
+    """One row of the azure-behaviour §3.2 table (``AcceptHeaderDescriptor``)."""
 
     media_type: str
     single_part: bool
@@ -250,7 +251,7 @@ _FRAME_TS = frozenset({ORIGINAL_TS, EXPLICIT_VR_LITTLE_ENDIAN})
 
 
 def _non_frame_descriptors(*, single_part: bool) -> tuple[_Descriptor, ...]:
-    # Study/series: multipart only; instance: single part or multipart (§3.2 table rows 1-4).
+    # Study/series: multipart only; instance: single part or multipart (azure-behaviour §3.2 table rows 1-4).
     return (
         _Descriptor(APPLICATION_DICOM, single_part, True, EXPLICIT_VR_LITTLE_ENDIAN, _NON_FRAME_TS),
         _Descriptor(ANY_MEDIA_TYPE, single_part, True, ORIGINAL_TS, _NON_FRAME_TS),
@@ -261,7 +262,7 @@ _DESCRIPTORS: dict[RetrieveResource, tuple[_Descriptor, ...]] = {
     RetrieveResource.STUDY: _non_frame_descriptors(single_part=False),
     RetrieveResource.SERIES: _non_frame_descriptors(single_part=False),
     RetrieveResource.INSTANCE: _non_frame_descriptors(single_part=True),
-    # Frames (§3.2 table rows 5-7): octet-stream either way, image/jp2 multipart only, */* either way.
+    # Frames (azure-behaviour §3.2 table rows 5-7): octet-stream either way, image/jp2 multipart only, */* either way.
     RetrieveResource.FRAMES: (
         _Descriptor(APPLICATION_OCTET_STREAM, True, True, EXPLICIT_VR_LITTLE_ENDIAN, _FRAME_TS),
         _Descriptor(IMAGE_JP2, False, True, JPEG_2000_LOSSLESS, frozenset({JPEG_2000_LOSSLESS})),
@@ -282,7 +283,7 @@ class _AcceptHeader:
     @classmethod
     def from_range(cls, media_range: MediaRange) -> _AcceptHeader:
         multipart = media_range.media_type == MULTIPART_RELATED
-        # §3.2: for multipart/related the (quoted or unquoted) `type` parameter is the payload type;
+        # azure-behaviour §3.2: for multipart/related the (quoted or unquoted) `type` parameter is the payload type;
         # a multipart range without `type` has an empty media type and matches nothing.
         media_type = media_range.params.get("type", "").strip().lower() if multipart else media_range.media_type
         transfer_syntax = media_range.params.get("transfer-syntax", "").strip()
@@ -290,7 +291,8 @@ class _AcceptHeader:
 
 
 def negotiate_retrieve(accept: str | None, resource: RetrieveResource) -> RetrieveFormat:
-    """Pick the response format for a study/series/instance/frames retrieve (§3.2, ``AcceptHeaderHandler``).
+    """Pick the response format for a study/series/instance/frames retrieve (azure-behaviour §3.2,
+    ``AcceptHeaderHandler``).
 
     Ranges are stably sorted by ``q`` (descending). The first acceptable range wins, except that a later
     acceptable range of equal ``q`` that explicitly asks ``transfer-syntax=*`` replaces it (Azure prefers
@@ -328,11 +330,12 @@ def _format_for(header: _AcceptHeader, descriptor: _Descriptor, resource: Retrie
     return RetrieveFormat(header.media_type, transfer_syntax, multipart=header.multipart)
 
 
-# --- §3.6 rendered -----------------------------------------------------------------------------------
+# --- azure-behaviour §3.6 rendered -----------------------------------------------------------------------------------
 
 
 def negotiate_rendered(accept: str | None) -> str:
-    """Return ``image/jpeg`` or ``image/png`` for a rendered retrieve (§3.6, ``GetValidRenderAcceptHeader``).
+    """Return ``image/jpeg`` or ``image/png`` for a rendered retrieve (azure-behaviour §3.6,
+    ``GetValidRenderAcceptHeader``).
 
     No (parsable) range → ``image/jpeg``; more than one range → 406 (multiple accept headers); exactly one
     range → it must be ``image/jpeg`` or ``image/png`` (parameters and ``q`` ignored), else 406. As in
@@ -349,7 +352,7 @@ def negotiate_rendered(accept: str | None) -> str:
     raise NotAcceptableError(NOT_ACCEPTABLE_MESSAGE)
 
 
-# --- §2.2 STOW Content-Type --------------------------------------------------------------------------
+# --- azure-behaviour §2.2 STOW Content-Type --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -366,7 +369,7 @@ class StowContent:
 
 
 def parse_stow_content_type(content_type: str | None) -> StowContent:
-    """Validate a STOW ``Content-Type`` (§2.2).
+    """Validate a STOW ``Content-Type`` (azure-behaviour §2.2).
 
     - ``application/dicom`` exactly (any case, no parameters) → single part; ``application/dicom`` with
       parameters → 415 (``DicomInstanceEntryReaderForSinglePartRequest``).

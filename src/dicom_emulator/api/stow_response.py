@@ -1,4 +1,5 @@
-"""The STOW-RS response dataset and its HTTP status (reference §2.4, §2.5), from the outcomes of the store service."""
+"""The STOW-RS response dataset and its HTTP status (azure-behaviour §2.4, §2.5), from the outcomes
+of the store service."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from dicom_emulator.services.store_outcome import StoreOutcome
 
 
 def _failed_attributes(comments: list[str]) -> dict[str, Any]:
-    # fo-dicom writes an empty sequence as {"vr": "SQ"} with no Value (reference §1.4).
+    # fo-dicom writes an empty sequence as {"vr": "SQ"} with no Value (azure-behaviour §1.4).
     if not comments:
         return {"vr": "SQ"}
     return {"vr": "SQ", "Value": [{"00000902": {"vr": "LO", "Value": [c]}} for c in comments]}
 
 
 def store_status(outcomes: list[StoreOutcome], api_major: int) -> int:
-    """HTTP status for a STOW request that had at least one part (reference §2.5)."""
+    """HTTP status for a STOW request that had at least one part (azure-behaviour §2.5)."""
     stored = [o for o in outcomes if o.stored]
     if not stored:
         return 409
@@ -65,7 +66,7 @@ def build_store_response(
             }
             if o.warning_reason is not None:
                 item["00081196"] = {"vr": "US", "Value": [o.warning_reason]}
-            # v2 always carries FailedAttributesSequence on success items, possibly empty (§1.3).
+            # v2 always carries FailedAttributesSequence on success items, possibly empty (azure-behaviour §1.3).
             if api_major >= 2:
                 item["00741048"] = _failed_attributes(o.comments)
             items.append(item)

@@ -1,4 +1,4 @@
-"""API version segments (reference §1.1) and the middleware that guards every versioned request."""
+"""API version segments (azure-behaviour §1.1) and the middleware that guards every versioned request."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dicom_emulator.dicom.identifiers import uid_error_message
 
-# URL segment → major version. v1.0-prerelease behaves exactly like v1 (reference §1.1).
+# URL segment → major version. v1.0-prerelease behaves exactly like v1 (azure-behaviour §1.1).
 SUPPORTED_VERSIONS: dict[str, int] = {"v1.0-prerelease": 1, "v1": 1, "v1.0": 1, "v2": 2, "v2.0": 2}
 SUPPORTED_VERSIONS_HEADER = "1.0-prerelease, 1, 2"
 _VERSION_LIKE = re.compile(r"^v\d+(\.\d+)?(-[A-Za-z0-9]+)?$")
-# Reference §1.4: any query string containing '<' (or its encoding) is rejected.
+# azure-behaviour §1.4: any query string containing '<' (or its encoding) is rejected.
 _INVALID_QUERY = re.compile(rb"<|%3c", re.IGNORECASE)
 INVALID_QUERY_MESSAGE = "The query string included invalid characters."
 
@@ -50,7 +50,7 @@ class VersionGuardMiddleware:
         segment = path.split("/", 2)[1] if path.count("/") >= 1 else ""
         versioned = parse_version(segment) is not None
         if not versioned and _VERSION_LIKE.match(segment):
-            # ASP.NET API Versioning's answer for a version it does not know (reference §1.1).
+            # ASP.NET API Versioning's answer for a version it does not know (azure-behaviour §1.1).
             body = {
                 "error": {
                     "code": "UnsupportedApiVersion",

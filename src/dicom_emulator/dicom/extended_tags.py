@@ -1,4 +1,4 @@
-"""Extended query tags (reference §7): request validation and value extraction, pure.
+"""Extended query tags (azure-behaviour §7): request validation and value extraction, pure.
 
 Values are read from the bulk-data-stripped DICOM JSON kept for every instance, so reindexing never
 re-reads files. They are normalized like the core index columns (dicom/query/normalize.py) so one set of
@@ -26,7 +26,7 @@ from dicom_emulator.dicom.tags import CORE_QUERY_TAGS_BY_TAG, Level, QueryTag
 from dicom_emulator.dicom.validation import validate_value
 from dicom_emulator.errors import BadRequestError
 
-MAX_EXTENDED_QUERY_TAGS = 128  # reference §7.2, §10.5
+MAX_EXTENDED_QUERY_TAGS = 128  # azure-behaviour §7.2, §10.5
 SUPPORTED_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DT", "FD", "FL", "IS", "LO", "PN", "SH", "SL", "SS", "TM", "UI", "UL", "US"}
 )
@@ -65,7 +65,7 @@ class IndexedValue:
 
 
 def parse_tag_path(path: str) -> int:
-    """A keyword or 8-hex path to a tag; raises with Azure's message when it cannot be parsed (§7.1)."""
+    """A keyword or 8-hex path to a tag; raises with Azure's message when it cannot be parsed (azure-behaviour §7.1)."""
     text = (path or "").strip()
     if _HEX_TAG.match(text):
         return int(text, 16)
@@ -90,7 +90,7 @@ def _field(entry: Mapping[str, Any], name: str) -> Any:
 
 
 def validate_add_request(body: Any, existing_paths: Collection[str] = ()) -> list[TagDefinition]:
-    """Validate a POST /extendedquerytags body (reference §7.2) and return the tag definitions."""
+    """Validate a POST /extendedquerytags body (azure-behaviour §7.2) and return the tag definitions."""
     if not isinstance(body, list) or not body:
         raise BadRequestError("The extended query tag(s) is missing.")
     definitions: list[TagDefinition] = []
@@ -161,7 +161,8 @@ def _resolve_vr(tag: int, path_text: str, raw_vr: Any, private: bool) -> str:
 
 
 def first_json_value(metadata: Mapping[str, Any], path: str) -> Any:
-    """The first value of a top-level element in DICOM JSON, or None (only the first is indexed, §7.5)."""
+    """The first value of a top-level element in DICOM JSON, or None (only the first is indexed, azure-behaviour
+    §7.5)."""
     element = metadata.get(path)
     if not isinstance(element, Mapping):
         return None

@@ -1,6 +1,6 @@
 """Where each frame of an instance lives in its file: byte ranges computed once, read with seeks.
 
-Frames are served from these ranges (DESIGN.md invariant 4, reference §3.4) instead of decoding the
+Frames are served from these ranges (architecture invariant 4, §3.4) instead of decoding the
 dataset. Everything here works on an open binary file and header values; it never reads the pixel
 data itself, only element and item headers (and, when a multi-fragment frame has to be delimited
 without an offset table, the last two bytes of each fragment).
@@ -25,7 +25,7 @@ The ranges are kept in the index as JSON (``Instance.frames_json``), one entry p
   into its first byte (``BitsAllocated`` 1).
 
 ``[]`` means "the instance has no frames" (no Pixel Data, or Rows/Columns/BitsAllocated missing: Azure's
-``TryGetPixelData`` condition, reference §3.4); NULL means "unknown", computed on demand.
+``TryGetPixelData`` condition, §3.4); NULL means "unknown", computed on demand.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def _int_value(value: Any) -> int | None:
 def geometry_from(header: Any) -> ImageGeometry | None:
     """Frame geometry from a pydicom dataset (header only), or None when Rows/Columns/BitsAllocated are missing.
 
-    Azure's ``TryGetPixelData`` needs BitsAllocated, Columns, Rows and PixelData (reference §3.4); a
+    Azure's ``TryGetPixelData`` needs BitsAllocated, Columns, Rows and PixelData (azure-behaviour §3.4); a
     missing or zero value means there are no frames. ``NumberOfFrames`` defaults to 1 (PS3.3 §C.7.6.6).
     """
     rows = _int_value(header.get("Rows"))
@@ -316,7 +316,7 @@ def frame_locations(
 ) -> list[FrameLocation]:
     """Frame ranges of an instance, given its header dataset and its pixel data element (None = absent).
 
-    Returns ``[]`` when the instance has no frames in Azure's sense (reference §3.4). Raises
+    Returns ``[]`` when the instance has no frames in Azure's sense (azure-behaviour §3.4). Raises
     :class:`FrameLayoutError` when the pixel data is malformed.
     """
     geometry = geometry_from(header)

@@ -1,4 +1,4 @@
-"""DICOM UID validation (reference §1.4) and instance identifiers."""
+"""DICOM UID validation (azure-behaviour §1.4) and instance identifiers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Index values of the core QIDO attributes, extracted once at store time (reference §4.3, §4.4)."""
+"""Index values of the core QIDO attributes, extracted once at store time (azure-behaviour §4.3, azure-behaviour
+§4.4)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dicom_emulator.dicom.values import is_multi_value
 
 
 def first_value(ds: Dataset, keyword: str) -> str | None:
-    """The first value of a top-level element as text; only the first value is indexed (§4.4)."""
+    """The first value of a top-level element as text; only the first value is indexed (azure-behaviour §4.4)."""
     elem: DataElement | None = ds.data_element(keyword) if keyword in ds else None
     if elem is None or elem.VR == "SQ":
         return None

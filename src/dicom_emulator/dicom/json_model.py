@@ -1,4 +1,4 @@
-"""DICOM JSON model (PS3.18 Annex F) written and read the way Azure does (reference §1.4, §3.5)."""
+"""DICOM JSON model (PS3.18 Annex F) written and read the way Azure does (azure-behaviour §1.4, §3.5)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from dicom_emulator.errors import BadRequestError
 # element, ``(0x00081110, 0, 0x00081150)`` is (0008,1150) inside the first item of (0008,1110).
 ElementPath = tuple[int, ...]
 
-# Reference §3.5: elements with these VRs never appear in metadata JSON (Azure removes them, recursively,
+# azure-behaviour §3.5: elements with these VRs never appear in metadata JSON (Azure removes them, recursively,
 # before storing the metadata: DicomDatasetExtensions.CopyWithoutBulkDataItems).
 BULK_DATA_VRS: frozenset[str] = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 
@@ -77,7 +77,7 @@ class ElementView:
 
     For string VRs ``text`` is the whole decoded value with only the VR's padding character trimmed from
     the end (space, or NUL for UI: fo-dicom's ``StringValue``), so NUL padding on other VRs survives
-    (reference §3.5); ``values`` is ``text`` split on backslash (not for LT/ST/UR/UT), ``[]`` when empty.
+    (azure-behaviour §3.5); ``values`` is ``text`` split on backslash (not for LT/ST/UR/UT), ``[]`` when empty.
     SQ values are the item datasets, AT values ints, bulk-data VRs have no values here.
     """
 
@@ -119,7 +119,8 @@ def element_view(ds: Dataset, tag: int, encodings: list[str] | None = None) -> E
     """Return the view of ``tag`` in ``ds`` (``None`` if absent) without replacing raw elements in ``ds``.
 
     Raw elements are decoded here rather than by pydicom because pydicom strips trailing NULs and spaces
-    from every value, which would lose the NUL padding Azure preserves and validates (reference §2.3, §3.5).
+    from every value, which would lose the NUL padding Azure preserves and validates (azure-behaviour §2.3,
+    azure-behaviour §3.5).
     """
     elem = ds.get_item(tag, keep_deferred=True)
     if elem is None:
@@ -261,11 +262,11 @@ def _exclusion_tree(paths: Collection[ElementPath]) -> dict[int, _Exclusion]:
 
 
 def dataset_to_json(ds: Dataset, *, exclude: Collection[ElementPath] = ()) -> dict[str, Any]:
-    """Return ``ds`` as a DICOM JSON object exactly as Azure stores and returns metadata (reference §3.5).
+    """Return ``ds`` as a DICOM JSON object exactly as Azure stores and returns metadata (azure-behaviour §3.5).
 
     Keys are 8 upper-case hex digits; group-length (gggg,0000) and file meta (0002,xxxx) elements are
     omitted (PS3.18 F.2.2); bulk-data VRs (OB, OD, OF, OL, OV, OW, UN) are omitted at every depth
-    (reference §3.5); private elements are kept; elements at ``exclude`` paths are omitted.
+    (azure-behaviour §3.5); private elements are kept; elements at ``exclude`` paths are omitted.
     """
     return _dataset_json(ds, _exclusion_tree(exclude), None)
 
@@ -294,7 +295,7 @@ def _element_json(view: ElementView, node: _Exclusion | None, encodings: list[st
             _dataset_json(item, node.items.get(index, {}) if node is not None else {}, encodings)
             for index, item in enumerate(view.values)
         ]
-        # Reference §1.4: an empty sequence is {"vr":"SQ"} without a Value.
+        # azure-behaviour §1.4: an empty sequence is {"vr":"SQ"} without a Value.
         return {"vr": vr, "Value": items} if items else {"vr": vr}
     if not view.values:
         return {"vr": vr}

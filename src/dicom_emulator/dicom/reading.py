@@ -1,4 +1,4 @@
-"""Parse a stored DICOM part file into a header dataset without loading its pixel data (reference §2.3 step 1)."""
+"""Parse a stored DICOM part file into a header dataset without loading its pixel data (azure-behaviour §2.3 step 1)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ _MAX_NESTING = 64
 
 
 class InvalidDicomInstanceError(BadRequestError):
-    """The bytes of a STOW part are not a readable DICOM instance (FailureReason 43264, reference §2.3)."""
+    """The bytes of a STOW part are not a readable DICOM instance (FailureReason 43264, §2.3)."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"The DICOM instance is invalid: {detail}")
@@ -185,7 +185,7 @@ def _encoding(ds: Dataset) -> tuple[str, bool, bool, bool]:
             syntax = ImplicitVRLittleEndian
         else:
             syntax = ExplicitVRLittleEndian if detected_little else ExplicitVRBigEndian
-    # Azure: IsImplicitVR = !TransferSyntax.IsExplicitVR (reference §2.3 step 5). Only Implicit VR Little
+    # Azure: IsImplicitVR = !TransferSyntax.IsExplicitVR (azure-behaviour §2.3 step 5). Only Implicit VR Little
     # Endian is implicit among the standard transfer syntaxes; an unknown UID falls back to the bytes.
     if syntax == ImplicitVRLittleEndian:
         is_implicit = True

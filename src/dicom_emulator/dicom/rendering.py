@@ -1,4 +1,4 @@
-"""Render one decoded frame as a JPEG or PNG image (reference §3.6; PS3.3 §C.11, PS3.18 §8.3.5).
+"""Render one decoded frame as a JPEG or PNG image (azure-behaviour §3.6; PS3.3 §C.11, PS3.18 §8.3.5).
 
 Azure renders with fo-dicom's ``DicomImage.RenderImage`` and ImageSharp; this module follows the same
 grayscale pipeline (``GrayscaleRenderOptions.FromDataset``), written against the standard:

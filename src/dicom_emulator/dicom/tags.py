@@ -1,4 +1,5 @@
-"""Core indexed tags, query levels and the QIDO returned-attribute sets (reference §4.3, §4.6); tag naming helpers."""
+"""Core indexed tags, query levels and the QIDO returned-attribute sets (azure-behaviour §4.3, §4.6);
+tag naming helpers."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ class Level(enum.StrEnum):
 
 
 class QueryResource(enum.Enum):
-    """The six QIDO routes (reference §4.1)."""
+    """The six QIDO routes (azure-behaviour §4.1)."""
 
     ALL_STUDIES = "all-studies"
     ALL_SERIES = "all-series"
@@ -36,12 +37,12 @@ class QueryResource(enum.Enum):
 
     @property
     def filter_levels(self) -> frozenset[Level]:
-        """Levels whose attributes may be filtered on for this route (the X columns of §4.3)."""
+        """Levels whose attributes may be filtered on for this route (the X columns of azure-behaviour §4.3)."""
         return _FILTER_LEVELS[self]
 
     @property
     def return_levels(self) -> tuple[Level, ...]:
-        """Levels whose default attribute sets are returned (reference §4.6)."""
+        """Levels whose default attribute sets are returned (azure-behaviour §4.6)."""
         return _RETURN_LEVELS[self]
 
 
@@ -90,7 +91,7 @@ MODALITY = 0x00080060
 NUMBER_OF_STUDY_RELATED_INSTANCES = 0x00201208
 NUMBER_OF_SERIES_RELATED_INSTANCES = 0x00201209
 
-# Reference §4.3: the core QIDO attributes, in Azure's order.
+# azure-behaviour §4.3: the core QIDO attributes, in Azure's order.
 CORE_QUERY_TAGS: tuple[QueryTag, ...] = (
     QueryTag(STUDY_INSTANCE_UID, "StudyInstanceUID", "UI", Level.STUDY),
     QueryTag(PATIENT_NAME, "PatientName", "PN", Level.STUDY),
@@ -109,7 +110,7 @@ CORE_QUERY_TAGS: tuple[QueryTag, ...] = (
 )
 CORE_QUERY_TAGS_BY_TAG: dict[int, QueryTag] = {t.tag: t for t in CORE_QUERY_TAGS}
 
-# Reference §4.6: default returned attributes per level and API major version.
+# azure-behaviour §4.6: default returned attributes per level and API major version.
 V2_DEFAULT_TAGS: dict[Level, tuple[int, ...]] = {
     Level.STUDY: (
         0x0020000D,
@@ -165,13 +166,14 @@ def _tag_levels() -> dict[int, Level]:
 
 
 # Which level's stored metadata supplies a returned attribute (study attributes come from the study's latest
-# instance, series attributes from the series' latest instance: "latest wins", §4.5), from the tables above: a tag
+# instance, series attributes from the series' latest instance: "latest wins", §4.5), from the tables
+# above: a tag
 # listed at several levels belongs to the highest, and a core query tag to its own level.
 TAG_LEVELS: dict[int, Level] = _tag_levels()
 
 
 def default_return_tags(level: Level, api_major: int, include_all: bool) -> tuple[int, ...]:
-    """Attributes returned at ``level`` before includefield/filters are added (reference §4.6)."""
+    """Attributes returned at ``level`` before includefield/filters are added (azure-behaviour §4.6)."""
     if include_all:
         return V1_DEFAULT_TAGS[level] + ALL_EXTRA_TAGS[level]
     return (V1_DEFAULT_TAGS if api_major == 1 else V2_DEFAULT_TAGS)[level]

@@ -1,4 +1,4 @@
-"""Transfer-syntax conversion on retrieve, one frame at a time (reference §3.2, §3.4).
+"""Transfer-syntax conversion on retrieve, one frame at a time (azure-behaviour §3.2, §3.4).
 
 Azure transcodes to Explicit VR Little Endian (``1.2.840.10008.1.2.1``) and to JPEG 2000 lossless
 (``1.2.840.10008.1.2.4.90``) from the syntaxes its docs list: implicit VR, big endian, deflate, JPEG
@@ -51,7 +51,7 @@ from dicom_emulator.errors import NotAcceptableError
 
 EXPLICIT_VR_LITTLE_ENDIAN = str(ExplicitVRLittleEndian)
 JPEG_2000_LOSSLESS = str(JPEG2000Lossless)
-# DicomCoreResource.UnsupportedTranscoding, thrown as TranscodingException → 406 (reference §3.2).
+# DicomCoreResource.UnsupportedTranscoding, thrown as TranscodingException → 406 (azure-behaviour §3.2).
 TRANSCODING_FAILED = "The specified transcoding is not supported."
 
 TARGET_SYNTAXES = frozenset({EXPLICIT_VR_LITTLE_ENDIAN, JPEG_2000_LOSSLESS})
@@ -288,7 +288,7 @@ def _element_header(tag: int, vr: bytes, length: int) -> bytes:
 def _write_header(
     out: BinaryIO, header: Dataset, target: str, changes: dict[int, tuple[str, Any]] | None = None
 ) -> None:
-    """Write the preamble (zeros, reference §1.4), file meta and the non-pixel elements in ``target``.
+    """Write the preamble (zeros, §1.4), file meta and the non-pixel elements in ``target``.
 
     ``changes`` (tag → (VR, value)) replace elements in the written copy only: ``header`` is shared with the
     decoder of the remaining frames and must keep describing the stored pixel data.

@@ -1,4 +1,4 @@
-"""STOW per-instance validation exactly as Azure's StoreDatasetValidator does it (reference §2.3 steps 2-6).
+"""STOW per-instance validation exactly as Azure's StoreDatasetValidator does it (azure-behaviour §2.3 steps 2-6).
 
 Two rule sets are copied, with their messages, because clients see them in ErrorComment (0000,0902):
 
@@ -62,7 +62,7 @@ MISMATCH_STUDY_MESSAGE = "The StudyInstanceUid in the payload does not match the
 
 @dataclass
 class StoreValidation:
-    """Outcome of :func:`validate_for_store` for one instance (reference §2.3, §2.4)."""
+    """Outcome of :func:`validate_for_store` for one instance (azure-behaviour §2.3, §2.4)."""
 
     failed: bool
     failure_code: int | None
@@ -76,13 +76,13 @@ class StoreValidation:
     invalid_paths: list[ElementPath] = field(default_factory=list)
     # WarningReason (0008,1196) of a stored instance: 45063 for implicit VR, else 1 for v2 warnings.
     warning_reason: int | None = None
-    # Reference §2.3 step 6: drives the "multiple values" HTTP Warning header; independent of ``failed``
+    # azure-behaviour §2.3 step 6: drives the "multiple values" HTTP Warning header; independent of ``failed``
     # because Azure sets that header before deciding the instance's fate.
     multiple_values_in_indexed_tag: bool = False
 
 
 def error_comment(tag: int, message: str) -> str:
-    """ErrorComment text: ``DICOM100: (gggg,eeee) - message`` (reference §2.3 step 4)."""
+    """ErrorComment text: ``DICOM100: (gggg,eeee) - message`` (azure-behaviour §2.3 step 4)."""
     return f"DICOM{VALIDATION_ERROR_NUMBER}: {tag_text(tag)} - {message}"
 
 
@@ -108,7 +108,7 @@ def validate_for_store(
     route_study_uid: str | None,
     indexed_tags: Collection[int],
 ) -> StoreValidation:
-    """Validate one parsed instance for STOW as Azure does (reference §2.3 steps 2-6).
+    """Validate one parsed instance for STOW as Azure does (azure-behaviour §2.3 steps 2-6).
 
     ``indexed_tags`` are the extended query tags to validate in v1; the core QIDO tags
     (``tags.CORE_QUERY_TAGS``) are always added (passing them again is harmless).
@@ -364,7 +364,7 @@ def _full_validation_message(view: ElementView) -> str | None:
         if view.tag == PATIENT_ID and not text.strip():
             return missing_tag_message(PATIENT_ID)
         if text.endswith("\0"):
-            # Reference §2.3 step 4: NUL padding is no reason for a warning. Azure validates the whole
+            # azure-behaviour §2.3 step 4: NUL padding is no reason for a warning. Azure validates the whole
             # string, padding stripped, as one value and skips the multiplicity check on this path.
             return _validate_string(view.vr, text.rstrip("\0"))
     if view.vr in STRING_VRS:

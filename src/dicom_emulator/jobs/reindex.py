@@ -1,4 +1,4 @@
-"""Reindex: index existing instances on newly added extended query tags, in batches (reference §7.5).
+"""Reindex: index existing instances on newly added extended query tags, in batches (azure-behaviour §7.5).
 
 Values come from the metadata JSON stored with each instance, in watermark order, so study and
 series values end as the latest instance's ("latest wins"). Each batch commits its values, errors and

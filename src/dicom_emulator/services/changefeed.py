@@ -1,4 +1,4 @@
-"""Change feed (reference §6): v1 reads a sequence window, v2 a time window; latest entry."""
+"""Change feed (azure-behaviour §6): v1 reads a sequence window, v2 a time window; latest entry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Delete at study, series or instance level (reference §5)."""
+"""Delete at study, series or instance level (azure-behaviour §5)."""
 
 from __future__ import annotations
 

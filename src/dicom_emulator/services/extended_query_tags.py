@@ -1,4 +1,4 @@
-"""Extended query tags (reference §7): add with a reindex operation, list, get, patch, delete, errors."""
+"""Extended query tags (azure-behaviour §7): add with a reindex operation, list, get, patch, delete, errors."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dicom_emulator.storage.tags_store import (
 
 
 class ExistingReindexError(ConflictError):
-    """Another reindex is running; carries its id for the Location header (reference §7.2)."""
+    """Another reindex is running; carries its id for the Location header (azure-behaviour §7.2)."""
 
     def __init__(self, operation_id: str) -> None:
         super().__init__(f"There is already an active re-index operation with ID '{operation_id}'.")
@@ -61,7 +61,7 @@ class ExtendedQueryTagService:
         return record
 
     async def update(self, path: str, body: Any) -> TagRecord:
-        """PATCH {"queryStatus": "Enabled"|"Disabled"} (reference §7.4)."""
+        """PATCH {"queryStatus": "Enabled"|"Disabled"} (azure-behaviour §7.4)."""
         normalized = normalize_path(path)
         if not isinstance(body, dict):
             raise BadRequestError("The syntax of the request body is invalid.")

@@ -1,4 +1,4 @@
-"""Operations (reference §8): the status JSON of a job row."""
+"""Operations (azure-behaviour §8): the status JSON of a job row."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ _GUID = re.compile(r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-
 def operation_json(job: JobRecord, *, api_major: int) -> dict[str, Any]:
     status = job.status
     if status == SUCCEEDED and api_major == 1:
-        status = "completed"  # v1 rewrites succeeded (reference §1.3)
+        status = "completed"  # v1 rewrites succeeded (azure-behaviour §1.3)
     body: dict[str, Any] = {
         "operationId": job.job_id,
         "type": job.type,

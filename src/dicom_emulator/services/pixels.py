@@ -3,8 +3,8 @@
 Frames come from the byte ranges computed at store time (``Instance.frames_json``, see
 ``dicom/frames.py``) and are streamed straight from the blob when no transcoding is asked for;
 otherwise the header is read (never the whole pixel data) and frames are decoded one at a time.
-CPU and file work runs in worker threads. Azure's order of checks is kept (reference §3.1, §3.4,
-§3.6): instance existence (404) → file size when transcoding/rendering (406) → frame numbers (404)
+CPU and file work runs in worker threads. Azure's order of checks is kept (azure-behaviour §3.1, §3.4,
+azure-behaviour §3.6): instance existence (404) → file size when transcoding/rendering (406) → frame numbers (404)
 → transcoding or rendering (406).
 """
 
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # DicomCoreResource (archived microsoft/dicom-server): FrameNotFound, RetrieveServiceFileTooBig,
-# RenderFileTooLarge, DicomImageConversionFailed (reference §3.2, §3.4, §3.6).
+# RenderFileTooLarge, DicomImageConversionFailed (azure-behaviour §3.2, §3.4, §3.6).
 FRAME_NOT_FOUND = "The specified frame cannot be found."
 SIZE_LIMIT_MESSAGE = (
     "Requested DICOM instance size is above the supported limit of {limit}. The entire instance can be "
@@ -166,7 +166,7 @@ class PixelService:
             logger.info("frames of %s cannot be located: %s", record.sop_uid, exc)
             raise NotFoundError(FRAME_NOT_FOUND) from exc
 
-    # --- frames (reference §3.4) ------------------------------------------------------------------
+    # --- frames (azure-behaviour §3.4) ------------------------------------------------------------------
 
     async def frames(
         self, study_uid: str, series_uid: str, sop_uid: str, numbers: list[int], transfer_syntax: str
@@ -233,7 +233,7 @@ class PixelService:
 
         return [_once(first_bytes), *(one(n) for n in numbers[1:])]
 
-    # --- whole-instance transcoding (reference §3.2) ----------------------------------------------
+    # --- whole-instance transcoding (azure-behaviour §3.2) ----------------------------------------------
 
     async def transcoded_instance(self, record: InstanceRecord, target: str) -> AsyncIterator[bytes]:
         """The Part 10 file of ``record`` in ``target``; written to a spool file first (bounded memory),
@@ -266,7 +266,7 @@ class PixelService:
         finally:
             out.close()
 
-    # --- rendered (reference §3.6) and thumbnails -------------------------------------------------
+    # --- rendered (azure-behaviour §3.6) and thumbnails -------------------------------------------------
 
     async def rendered(
         self,

@@ -19,7 +19,7 @@ INSTANCE_NOT_FOUND = "The specified instance cannot be found."
 @dataclass(frozen=True, slots=True)
 class MetadataResult:
     etag: str
-    # A JSON array, assembled from stored text without re-parsing (DESIGN.md invariant 4).
+    # A JSON array, assembled from stored text without re-parsing (architecture invariant 4).
     body: bytes
 
 
@@ -31,7 +31,7 @@ class RetrieveService:
     async def instances(
         self, partition_key: int, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> list[InstanceRecord]:
-        """Instances at the addressed level; 404 with the level's message when there are none (§3.7)."""
+        """Instances at the addressed level; 404 with the level's message when there are none (azure-behaviour §3.7)."""
         records = await self.index.get_instances(partition_key, study_uid, series_uid, sop_uid)
         if records:
             return records
@@ -48,7 +48,8 @@ class RetrieveService:
     async def metadata(
         self, partition_key: int, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> MetadataResult:
-        """Metadata array and its ETag: ``{maxWatermark}-{count}``, or ``{watermark}`` for one instance (§3.5)."""
+        """Metadata array and its ETag: ``{maxWatermark}-{count}``, or ``{watermark}`` for one instance
+        (azure-behaviour §3.5)."""
         records = await self.instances(partition_key, study_uid, series_uid, sop_uid)
         if sop_uid is not None:
             etag = str(records[0].watermark)

@@ -1,4 +1,4 @@
-"""QIDO-RS: run a parsed query and shape each hit from stored metadata (reference §4.6)."""
+"""QIDO-RS: run a parsed query and shape each hit from stored metadata (azure-behaviour §4.6)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class SearchRequest:
     query: ParsedQuery
     # tag → tag_key of the ready extended query tags.
     extended_keys: dict[int, int] = field(default_factory=dict)
-    # Keys as sent of filters on enabled extended tags that have indexing errors (§4.7).
+    # Keys as sent of filters on enabled extended tags that have indexing errors (azure-behaviour §4.7).
     erroneous_keys: list[str] = field(default_factory=list)
 
 
@@ -52,7 +52,7 @@ class SearchService:
         study_uid: str | None,
         series_uid: str | None,
     ) -> SearchRequest:
-        # Only ready tags are queryable; adding/deleting ones answer "not queryable" (§7.5).
+        # Only ready tags are queryable; adding/deleting ones answer "not queryable" (azure-behaviour §7.5).
         ready = await self.tags.ready()
         query = parse_qido(
             params,
@@ -100,7 +100,7 @@ class SearchService:
 
 
 def _returned_tags(query: ParsedQuery, api_major: int, study_uid: str | None, series_uid: str | None) -> set[int]:
-    """Level defaults (or the "all" set) ∪ includefield ∪ filtered attributes ∪ route UIDs (§4.6)."""
+    """Level defaults (or the "all" set) ∪ includefield ∪ filtered attributes ∪ route UIDs (azure-behaviour §4.6)."""
     tags: set[int] = set()
     for level in query.resource.return_levels:
         tags.update(default_return_tags(level, api_major, query.include_all))

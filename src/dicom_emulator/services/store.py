@@ -1,7 +1,7 @@
 """Store one instance: parse, validate, write the blob, then index it with its feed entry.
 
 Shared by STOW-RS and (later) DIMSE C-STORE, so both give the same validation, index and change feed.
-The order follows DESIGN.md invariant 1: the spooled part is parsed and validated first; the blob is
+The order follows architecture invariant 1: the spooled part is parsed and validated first; the blob is
 moved into place under a fresh key; then one transaction makes the instance visible. A failure
 after the blob write deletes the blob, so nothing is ever half-stored.
 """
@@ -76,7 +76,7 @@ def _text(ds: Dataset, keyword: str) -> str | None:
 
 
 def _zero_preamble(path: Path) -> None:
-    """Azure replaces the 128-byte preamble of stored files with zeros (reference §1.4).
+    """Azure replaces the 128-byte preamble of stored files with zeros (azure-behaviour §1.4).
 
     A file sent without preamble but with its file meta group (0002) gets one, as Azure's writer
     always produces a Part 10 file; clients such as pydicom's dcmread expect it on retrieve.
@@ -128,7 +128,7 @@ def _prepare(path: Path, request: StoreRequest, extended_tags: Collection[int]) 
     outcome.comments = list(result.warning_comments)
     exclude = result.invalid_paths if request.api_major >= 2 else ()
     metadata = dataset_to_json(ds, exclude=exclude)
-    # Frame byte ranges, so frame retrieval never parses the file (DESIGN.md invariant 4, reference §3.4).
+    # Frame byte ranges, so frame retrieval never parses the file (architecture invariant 4, §3.4).
     with open(path, "rb") as fh:
         frames_json = frames_json_for(fh, parsed)
     return _Prepared(parsed, outcome, json.dumps(metadata, separators=(",", ":")), metadata, frames_json)
@@ -160,12 +160,12 @@ class StoreService:
 
         Each file is parsed, validated and moved into the blob store on its own; the index rows of up to
         ``COMMIT_BATCH`` of them are then committed in one transaction (one commit per STOW request in
-        practice), with per-instance outcomes kept (reference §2.3).
+        practice), with per-instance outcomes kept (azure-behaviour §2.3).
         """
         outcomes: list[StoreOutcome | None] = [None] * len(paths)
         pending: list[tuple[int, StoreOutcome, NewInstance]] = []
         try:
-            # Extended query tags in force now: v1 fails instances whose values are invalid (§7.5).
+            # Extended query tags in force now: v1 fails instances whose values are invalid (azure-behaviour §7.5).
             extended = request.extended_tags
             if extended is None:
                 extended = await self.extended_tags()
@@ -205,7 +205,7 @@ class StoreService:
             return await asyncio.to_thread(self._prepare_and_place, path, request, extended)
         except InvalidDicomInstanceError as exc:
             logger.info("rejected unreadable part: %s", exc.message)
-            # Unreadable part: 43264 with no UIDs and no FailedAttributesSequence (§2.3 step 1).
+            # Unreadable part: 43264 with no UIDs and no FailedAttributesSequence (azure-behaviour §2.3 step 1).
             return StoreOutcome(failure_code=status.VALIDATION_FAILURE), None
         except Exception:
             # Bad input must never become a 5xx: a part pydicom chokes on is an unreadable part.
@@ -250,7 +250,7 @@ class StoreService:
             if isinstance(result.error, InstanceAlreadyExistsError):
                 outcomes[position] = _failed(outcome, status.SOP_INSTANCE_ALREADY_EXISTS)
             else:
-                # Any other storage error fails this instance with 272 (reference §2.3 step 7).
+                # Any other storage error fails this instance with 272 (azure-behaviour §2.3 step 7).
                 logger.error("storing %s failed", outcome.sop_uid, exc_info=result.error)
                 outcomes[position] = _failed(outcome, status.PROCESSING_FAILURE)
 

@@ -1,4 +1,4 @@
-"""UPS-RS workitems (reference §9; PS3.4 Annex CC): the one domain core for the HTTP routes and the DIMSE gateway.
+"""UPS-RS workitems (azure-behaviour §9; PS3.4 Annex CC): the one domain core for the HTTP routes and the DIMSE gateway.
 
 HTTP routes call :meth:`WorkitemService.create`, :meth:`~WorkitemService.get`, :meth:`~WorkitemService.update`,
 :meth:`~WorkitemService.change_state`, :meth:`~WorkitemService.cancel` and :meth:`~WorkitemService.search`, which
@@ -119,7 +119,7 @@ class WorkitemRecord:
     updated_at: datetime
 
     def to_json(self) -> dict[str, Any]:
-        """The DICOM JSON a client sees: the Transaction UID (0008,1195) is never returned (reference §9.1)."""
+        """The DICOM JSON a client sees: the Transaction UID (0008,1195) is never returned (azure-behaviour §9.1)."""
         return {k: v for k, v in self.metadata.items() if k != _TRANSACTION_UID_KEY}
 
     def to_dataset(self) -> Dataset:
@@ -179,7 +179,7 @@ class WorkitemService:
     # --- HTTP: Azure's UPS-RS ----------------------------------------------------------------------------------
 
     async def create(self, dataset: Dataset, workitem_uid: str | None = None) -> WorkitemRecord:
-        """Create Workitem (PS3.18 11.4, N-CREATE): reference §9.2.
+        """Create Workitem (PS3.18 11.4, N-CREATE): azure-behaviour §9.2.
 
         ``workitem_uid`` is the (validated) UID from the query string, or ``None``. The service sets SOP Class UID,
         SOP Instance UID, the modification date-time, Worklist Label and state SCHEDULED, then checks the N-CREATE
@@ -209,7 +209,7 @@ class WorkitemService:
         return _record(await self._row(uid))
 
     async def update(self, uid: str, dataset: Dataset, transaction_uid: str | None) -> WorkitemRecord:
-        """Update Workitem (N-SET): reference §9.5, Azure's ``ProcessUpdateAsync``.
+        """Update Workitem (N-SET): azure-behaviour §9.5, Azure's ``ProcessUpdateAsync``.
 
         A SCHEDULED workitem is updated without a Transaction UID; an IN PROGRESS one only with the one that claimed
         it. The request must follow the N-SET requirements (no SOP UIDs, patient attributes or state). Attributes
@@ -217,7 +217,7 @@ class WorkitemService:
         """
         row = await self.store.get(self.partition_key, uid)
         if row is None:
-            # Azure's update response builder has no not-found mapping: 400 with this message (reference §9.5).
+            # Azure's update response builder has no not-found mapping: 400 with this message (azure-behaviour §9.5).
             raise WorkitemBadRequestError(MSG_NOT_CLAIMED, "C307")
         request = prepare_update(dataset, self.clock())
         state = ProcedureStepState.parse(row.state)
@@ -231,7 +231,7 @@ class WorkitemService:
         if state is ProcedureStepState.COMPLETED:
             raise WorkitemBadRequestError(f"{MSG_UPDATE_CONFLICT} {MSG_ALREADY_COMPLETED}", "C306")
         if state is ProcedureStepState.CANCELED:
-            # Azure's failure code here (0xC304) is also its "update conflict" code, hence 409 (reference §9.5).
+            # Azure's failure code here (0xC304) is also its "update conflict" code, hence 409 (azure-behaviour §9.5).
             raise WorkitemConflictError(f"{MSG_UPDATE_CONFLICT} {MSG_ALREADY_CANCELED}", "C304")
         message = requirements.check_update(request)
         if message is not None:
@@ -250,7 +250,7 @@ class WorkitemService:
         return _record(new)
 
     async def change_state(self, uid: str, dataset: Dataset) -> StateChange:
-        """Change Workitem State (N-ACTION Change UPS State): reference §9.3.
+        """Change Workitem State (N-ACTION Change UPS State): azure-behaviour §9.3.
 
         The request carries Transaction UID and the target (IN PROGRESS, COMPLETED or CANCELED). The transition
         follows :data:`dicom_emulator.dicom.ups.states.TRANSITIONS`; a final target also needs the final-state
@@ -265,7 +265,7 @@ class WorkitemService:
         return await self._transition(row, target, transaction_uid, prepare=None, check_final=True)
 
     async def cancel(self, uid: str, dataset: Dataset) -> CancelResult:
-        """Request Cancellation (N-ACTION Request UPS Cancel): reference §9.4.
+        """Request Cancellation (N-ACTION Request UPS Cancel): azure-behaviour §9.4.
 
         Only a SCHEDULED workitem is canceled (202); IN PROGRESS and COMPLETED give 400 (C312, C311), an already
         CANCELED one 409. The cancellation date-time, reason and contact are recorded as Azure does.
@@ -289,7 +289,7 @@ class WorkitemService:
         return CancelResult(_record(new), MSG_CANCEL_SUCCESS)
 
     def parse_search(self, params: Sequence[tuple[str, str]]) -> WorkitemQuery:
-        """Validate a search query string (reference §9.6); ``QueryValidationError`` with Azure's message."""
+        """Validate a search query string (azure-behaviour §9.6); ``QueryValidationError`` with Azure's message."""
         return parse_workitem_query(params)
 
     async def search(self, query: WorkitemQuery) -> list[dict[str, Any]]:

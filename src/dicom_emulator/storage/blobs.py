@@ -1,6 +1,6 @@
 """Blob stores for DICOM files: filesystem (default) and memory (``--in-memory``).
 
-Keys are built from UIDs validated before they reach here (DESIGN.md invariant 2), plus a random
+Keys are built from UIDs validated before they reach here (architecture invariant 2), plus a random
 suffix so a new version never overwrites the file an older, still-visible version points to.
 """
 

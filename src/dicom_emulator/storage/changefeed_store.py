@@ -1,4 +1,4 @@
-"""Change-feed reads in SQL (reference §6): sequence and time windows, states computed on read."""
+"""Change-feed reads in SQL (azure-behaviour §6): sequence and time windows, states computed on read."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class SqlChangeFeedStore:
 
     def _select(self) -> Any:
         # The instance row with the same identity tells the state: none → Deleted; another version →
-        # Replaced; this version → Current (reference §6.4). Its metadata is the current version's.
+        # Replaced; this version → Current (azure-behaviour §6.4). Its metadata is the current version's.
         joined = and_(
             Instance.partition_key == ChangeFeedEntry.partition_key,
             Instance.study_uid == ChangeFeedEntry.study_uid,

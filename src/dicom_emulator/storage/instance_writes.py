@@ -94,7 +94,7 @@ def lock_feed(conn: Connection) -> None:
 def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool, now: datetime) -> list[AddResult]:
     """Index every instance of ``batch`` with its change-feed entry, inside the caller's transaction.
 
-    Outcomes are per instance (reference §2.3): a duplicate or a storage error of one instance does not
+    Outcomes are per instance (azure-behaviour §2.3): a duplicate or a storage error of one instance does not
     fail the others. On SQLite the caller holds the write lock (BEGIN IMMEDIATE), so checking for a
     duplicate before inserting is exclusive; on PostgreSQL each instance gets a savepoint and a unique
     violation (another process stored the same identity meanwhile) undoes only that instance.
@@ -131,7 +131,7 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
         )
     if not feed:
         return results
-    # Latest wins for the study and series attributes (reference §4.5): the upserts wrote the values of
+    # Latest wins for the study and series attributes (azure-behaviour §4.5): the upserts wrote the values of
     # the batch's last instance of each; latest_watermark points their metadata at that instance.
     if studies:
         conn.execute(_POINT_STUDY, [{"key": k, "latest_watermark": w} for k, w in studies.items()])
@@ -213,7 +213,7 @@ def _add_one(
     assert watermark is not None
     if new.metadata is not None:
         # Tags were read in this transaction: a tag added concurrently is seen here or covered by its
-        # reindex (reference §7.5). Invalid values were already failed (v1) or dropped (v2) by validation.
+        # reindex (azure-behaviour §7.5). Invalid values were already failed (v1) or dropped (v2) by validation.
         for tag in tags:
             value = extract_value(new.metadata, tag.definition)
             if isinstance(value, IndexedValue):

@@ -1,4 +1,4 @@
-"""Jobs as rows: create, claim with a lease, heartbeat/progress, finish (DESIGN.md invariant 6).
+"""Jobs as rows: create, claim with a lease, heartbeat/progress, finish (architecture invariant 6).
 
 Claiming is a conditional UPDATE on the row the runner selected (FOR UPDATE SKIP LOCKED on
 PostgreSQL), so several processes can poll one database and each job runs in one place at a time.
@@ -64,7 +64,7 @@ def _record(row: Job) -> JobRecord:
 
 
 def new_job_id() -> str:
-    """Operation ids are GUIDs written as 32 hex digits (reference §8)."""
+    """Operation ids are GUIDs written as 32 hex digits (azure-behaviour §8)."""
     return uuid.uuid4().hex
 
 

@@ -1,8 +1,8 @@
 """SQLAlchemy tables of the index.
 
-Study and series rows hold the normalized values of the core QIDO attributes (reference §4.3) as
+Study and series rows hold the normalized values of the core QIDO attributes (azure-behaviour §4.3) as
 columns; what QIDO returns comes from the bulk-data-stripped DICOM JSON kept on each instance row,
-computed once at store time (DESIGN.md invariant 4). The instance primary key is the *watermark*:
+computed once at store time (architecture invariant 4). The instance primary key is the *watermark*:
 a database-issued version number that only grows (SQLite ``AUTOINCREMENT`` never reuses ids).
 """
 
@@ -62,7 +62,7 @@ class Study(Base):
     study_uid: Mapped[str] = mapped_column(String())
     patient_id: Mapped[str | None] = mapped_column(String(), index=True)
     patient_name: Mapped[str | None] = mapped_column(String(), index=True)
-    # Space-led word list (" JOHN DOE") so fuzzy prefix matching is one LIKE per word (§4.4).
+    # Space-led word list (" JOHN DOE") so fuzzy prefix matching is one LIKE per word (azure-behaviour §4.4).
     patient_name_words: Mapped[str | None] = mapped_column(String())
     patient_birth_date: Mapped[str | None] = mapped_column(String())
     accession_number: Mapped[str | None] = mapped_column(String(), index=True)
@@ -70,10 +70,10 @@ class Study(Base):
     referring_physician_words: Mapped[str | None] = mapped_column(String())
     study_date: Mapped[str | None] = mapped_column(String(), index=True)
     study_description: Mapped[str | None] = mapped_column(String())
-    # msdicom-expiry-* headers (reference §2.2): when the study is due for deletion.
+    # msdicom-expiry-* headers (azure-behaviour §2.2): when the study is due for deletion.
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     # Watermark of the most recently stored instance: its metadata supplies the study attributes
-    # ("latest wins", reference §4.5) and it orders results newest-first.
+    # ("latest wins", §4.5) and it orders results newest-first.
     latest_watermark: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
@@ -95,7 +95,7 @@ class Series(Base):
 
 
 class Instance(Base):
-    """One stored version of an instance. ``watermark`` is the version (reference §3.5 ETags)."""
+    """One stored version of an instance. ``watermark`` is the version (azure-behaviour §3.5 ETags)."""
 
     __tablename__ = "instances"
     __table_args__ = (
@@ -118,7 +118,7 @@ class Instance(Base):
     blob_key: Mapped[str] = mapped_column(String())
     size: Mapped[int] = mapped_column(BigInteger)
     number_of_frames: Mapped[int | None] = mapped_column(Integer)
-    # Bulk-data-stripped DICOM JSON, computed once at store time (DESIGN.md invariant 4).
+    # Bulk-data-stripped DICOM JSON, computed once at store time (architecture invariant 4).
     metadata_json: Mapped[str] = mapped_column(Text)
     # Frame byte ranges in the file, computed at store time (JSON list of [offset, length] per frame;
     # NULL when the instance has no pixel data), so frame retrieval never parses the dataset.
@@ -127,7 +127,7 @@ class Instance(Base):
 
 
 class ChangeFeedEntry(Base):
-    """Change feed (reference §6). State is computed on read from the current instance rows."""
+    """Change feed (azure-behaviour §6). State is computed on read from the current instance rows."""
 
     __tablename__ = "changefeed"
     __table_args__ = (
@@ -148,7 +148,7 @@ class ChangeFeedEntry(Base):
 
 
 class ExtendedQueryTag(Base):
-    """An extended query tag (reference §7). ``tag_key`` orders the list like Azure's TagKey."""
+    """An extended query tag (azure-behaviour §7). ``tag_key`` orders the list like Azure's TagKey."""
 
     __tablename__ = "extended_query_tags"
     __table_args__ = ({"sqlite_autoincrement": True},)
@@ -195,7 +195,7 @@ class ExtendedQueryTagValue(Base):
 
 
 class ExtendedQueryTagError(Base):
-    """An instance whose value for a tag failed validation during reindex (reference §7.4)."""
+    """An instance whose value for a tag failed validation during reindex (azure-behaviour §7.4)."""
 
     __tablename__ = "extended_query_tag_errors"
     __table_args__ = (
@@ -215,7 +215,7 @@ class ExtendedQueryTagError(Base):
 
 
 class Job(Base):
-    """Background work as a row (DESIGN.md invariant 6); ``/operations/{id}`` reads the same rows.
+    """Background work as a row (architecture invariant 6); ``/operations/{id}`` reads the same rows.
 
     A runner claims a job by setting ``owner`` and a ``heartbeat``; a job whose heartbeat is older than
     the lease is reclaimed by any runner and resumes from ``cursor`` (a crash never leaves it running).
@@ -242,7 +242,7 @@ class Job(Base):
 
 
 class Workitem(Base):
-    """A UPS-RS workitem (reference §9): the whole dataset as DICOM JSON plus normalized search columns.
+    """A UPS-RS workitem (azure-behaviour §9): the whole dataset as DICOM JSON plus normalized search columns.
 
     The search columns are written by ``dicom.ups.search.index_values`` and compared with values normalized the
     same way (``dicom.ups.search.parse_workitem_query``). Columns ending in ``_codes``/``_numbers``/``_ids`` come from a

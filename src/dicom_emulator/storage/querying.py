@@ -2,7 +2,7 @@
 
 One function per condition type, as pynetdicom's qrscp dispatches on the matching type; each branch
 names its matching rule. Results are paged as studies, series or instances (never as instance rows
-that are grouped afterwards), newest first by watermark (reference §4.5).
+that are grouped afterwards), newest first by watermark (azure-behaviour §4.5).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def essential_words(words: tuple[str, ...]) -> list[str]:
 def match_clause(cond: Condition, column: Any, words: Any | None) -> ColumnElement[bool]:
     """The WHERE clause of one condition on a value column (values are already normalized)."""
     if isinstance(cond, SingleValue):
-        # PS3.4 C.2.2.2.1 single value matching; case-insensitive via normalized storage (§4.4).
+        # PS3.4 C.2.2.2.1 single value matching; case-insensitive via normalized storage (azure-behaviour §4.4).
         return column == cond.value  # type: ignore[no-any-return]
     if isinstance(cond, DateRange):
         # PS3.4 C.2.2.2.5 range matching, inclusive bounds; normalized text compares in order.
@@ -80,7 +80,7 @@ def match_clause(cond: Condition, column: Any, words: Any | None) -> ColumnEleme
             parts.append(column <= cond.high)
         return and_(*parts)
     if isinstance(cond, FuzzyName):
-        # Azure fuzzy PN: every query word must prefix-match a word of the name (§4.4).
+        # Azure fuzzy PN: every query word must prefix-match a word of the name (azure-behaviour §4.4).
         target = words if words is not None else column
         needed = essential_words(cond.words)
         if not needed or len(needed) > MAX_NAME_WORDS:
@@ -104,7 +104,7 @@ def condition_clause(cond: Condition) -> ColumnElement[bool]:
 
 
 def extended_clause(cond: Condition, tag_key: int) -> ColumnElement[bool]:
-    """A condition on an extended query tag: its value row at the tag's level must match (§7.5)."""
+    """A condition on an extended query tag: its value row at the tag's level must match (azure-behaviour §7.5)."""
     value = ExtendedQueryTagValue
     column: Any
     if cond.tag.vr in INTEGER_VRS:
@@ -162,7 +162,7 @@ async def search(
     modality_filters: list[ColumnElement[bool]] = []
     for cond in query.conditions:
         if cond.tag.tag == MODALITIES_IN_STUDY:
-            # A study matches when any of its series has the modality (§4.4).
+            # A study matches when any of its series has the modality (azure-behaviour §4.4).
             clause = condition_clause(replace(cond, tag=CORE_QUERY_TAGS_BY_TAG[MODALITY]))
             modality_filters.append(exists().where(Series.study_key == Study.study_key, clause))
             continue

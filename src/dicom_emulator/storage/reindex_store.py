@@ -1,4 +1,4 @@
-"""The SQL of the reindex job (reference §7.5): existing instances indexed on newly added extended query tags.
+"""The SQL of the reindex job (azure-behaviour §7.5): existing instances indexed on newly added extended query tags.
 
 Values come from the metadata JSON stored with each instance, written like the values of a new instance
 (``tags_store.write_value``, "latest wins" at study and series level); a value that fails extraction becomes a
@@ -92,7 +92,7 @@ class SqlReindexStore:
                 )
 
     async def complete(self, tags: Sequence[TagRecord]) -> None:
-        """Tags become ready; one that failed to index anything becomes query-disabled (§7.5)."""
+        """Tags become ready; one that failed to index anything becomes query-disabled (azure-behaviour §7.5)."""
         async with self.sessions.begin() as session:
             for tag in tags:
                 errors = await session.scalar(

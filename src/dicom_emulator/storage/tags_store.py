@@ -1,4 +1,4 @@
-"""Extended query tags in SQL: definitions, indexed values and reindex errors (reference §7)."""
+"""Extended query tags in SQL: definitions, indexed values and reindex errors (azure-behaviour §7)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ QUERY_DISABLED = "disabled"
 
 
 class TooManyTagsError(ServiceUnavailableError):
-    """Azure's 128-tag limit falls through to its generic server-error branch: 503 (reference §7.2)."""
+    """Azure's 128-tag limit falls through to its generic server-error branch: 503 (azure-behaviour §7.2)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""SQL storage of UPS-RS workitems (reference §9): rows, optimistic concurrency, and search conditions to SQL.
+"""SQL storage of UPS-RS workitems (azure-behaviour §9): rows, optimistic concurrency, and search conditions to SQL.
 
 Each change rewrites the whole row (dataset JSON, search columns, state, Transaction UID) in one statement that
 also checks and bumps ``version``; a writer whose version is stale changes nothing and gets

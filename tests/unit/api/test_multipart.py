@@ -1,4 +1,4 @@
-"""Streaming multipart reader/writer (reference §2.2, §3.3; clients.md §1)."""
+"""Streaming multipart reader/writer (azure-behaviour §2.2, §3.3; azure-behaviour §11)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ async def encode(parts: list[tuple[str, list[bytes]]], boundary: str = BOUNDARY)
 
 
 def dicomweb_client_body(payloads: list[bytes]) -> tuple[str, bytes]:
-    """Exactly what the Python dicomweb-client's store_instances sends (clients.md §1)."""
+    """Exactly what the Python dicomweb-client's store_instances sends (azure-behaviour §11)."""
     content_type = f'multipart/related; type="application/dicom"; boundary="{BOUNDARY}"'
     return content_type, DICOMwebClient._encode_multipart_message(payloads, content_type)
 

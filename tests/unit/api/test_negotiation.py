@@ -1,4 +1,5 @@
-"""Accept / Content-Type negotiation (reference §1.4, §2.2, §3.2, §3.6; clients.md §1)."""
+"""Accept / Content-Type negotiation (azure-behaviour §1.4, §2.2, §3.2,
+azure-behaviour §3.6; azure-behaviour §11)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ STUDY, SERIES, INSTANCE, FRAMES = (
     RetrieveResource.FRAMES,
 )
 
-# Accept strings real clients send (clients.md §1).
+# Accept strings real clients send (azure-behaviour §11).
 PY_RETRIEVE = 'multipart/related; type="application/dicom"'  # dicomweb-client retrieve_study/series/instance
 PY_FRAMES = 'multipart/related; type="*/*"'  # dicomweb-client retrieve_instance_frames default
 PY_METADATA = "application/dicom+json, application/json"  # dicomweb-client QIDO/metadata
@@ -103,7 +104,7 @@ class TestParseAccept:
 
 
 class TestRequireDicomJson:
-    # AcceptContentFilterAttributeTests (dicom-server, archived) and reference §1.4.
+    # AcceptContentFilterAttributeTests (dicom-server, archived) and §1.4.
     @pytest.mark.parametrize(
         "accept",
         [
@@ -145,7 +146,7 @@ class TestRequireDicomJson:
         assert info.value.message == ""  # Azure's filter: a bare 406 without body
 
 
-# §3.2 table, one case per row/variant: (resource, Accept, expected format).
+# azure-behaviour §3.2 table, one case per row/variant: (resource, Accept, expected format).
 RETRIEVE_OK = [
     # study/series: multipart/related; type="application/dicom"
     (STUDY, PY_RETRIEVE, RetrieveFormat("application/dicom", EVRLE, True)),
@@ -197,7 +198,7 @@ def test_negotiate_retrieve_table(resource: RetrieveResource, accept: str, expec
 RETRIEVE_406 = [
     *[(resource, None) for resource in RetrieveResource],
     *[(resource, "") for resource in RetrieveResource],
-    (STUDY, "*/*"),  # bare */* is single part; study/series are multipart only (§3.2)
+    (STUDY, "*/*"),  # bare */* is single part; study/series are multipart only (azure-behaviour §3.2)
     (SERIES, "*/*"),
     (STUDY, "application/dicom"),
     (SERIES, "application/dicom; transfer-syntax=*"),

@@ -263,7 +263,7 @@ def test_json_shapes() -> None:
 
 
 def test_no_geometry_means_no_frames() -> None:
-    header = build_instance()  # no Rows/Columns/BitsAllocated (Azure's TryGetPixelData, reference §3.4)
+    header = build_instance()  # no Rows/Columns/BitsAllocated (Azure's TryGetPixelData, §3.4)
     assert frame_locations(io.BytesIO(), header, None, file_size=0, encapsulated=False) == []
 
 

@@ -1,4 +1,4 @@
-"""Unit tests of the DICOM JSON model as Azure writes and reads it (reference §1.4, §3.5)."""
+"""Unit tests of the DICOM JSON model as Azure writes and reads it (azure-behaviour §1.4, §3.5)."""
 
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ def test_single_valued_text_keeps_backslashes() -> None:
 
 
 def test_null_padding_is_preserved_except_for_uids() -> None:
-    # Reference §3.5: NUL padding stays in the metadata; UI is NUL-padded by definition (PS3.5 §9.1).
+    # azure-behaviour §3.5: NUL padding stays in the metadata; UI is NUL-padded by definition (PS3.5 §9.1).
     assert one(with_raw(0x00100020, "LO", b"123\x00")) == {"vr": "LO", "Value": ["123\x00"]}
     assert one(with_raw(0x00080060, "CS", b"X\x00")) == {"vr": "CS", "Value": ["X\x00"]}
     assert one(with_raw(0x00080018, "UI", b"1.2.3\x00")) == {"vr": "UI", "Value": ["1.2.3"]}

@@ -1,4 +1,4 @@
-"""Unit tests of QIDO query parsing (reference §4.2-§4.4) and the shared value normalization."""
+"""Unit tests of QIDO query parsing (azure-behaviour §4.2-§4.4) and the shared value normalization."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dicom_emulator.errors import BadRequestError, QueryValidationError
 R = QueryResource
 CORE = {t.keyword: t for t in CORE_QUERY_TAGS_BY_TAG.values()}
 
-# Extended query tags used by the tests (reference §7: any supported VR at any level).
+# Extended query tags used by the tests (azure-behaviour §7: any supported VR at any level).
 EQT_DT = QueryTag(0x0008002A, "AcquisitionDateTime", "DT", Level.INSTANCE, extended=True)
 EQT_TM = QueryTag(0x00080030, "StudyTime", "TM", Level.STUDY, extended=True)
 EQT_AS = QueryTag(0x00101010, "PatientAge", "AS", Level.STUDY, extended=True)
@@ -83,7 +83,7 @@ def only(params: list[tuple[str, str]], resource: QueryResource = R.ALL_INSTANCE
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Defaults and reserved parameters (§4.2)
+# Defaults and reserved parameters (azure-behaviour §4.2)
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -172,7 +172,7 @@ def test_reserved_parameter_errors(params: list[tuple[str, str]], message: str) 
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Filter keys (§4.3)
+# Filter keys (azure-behaviour §4.3)
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -272,7 +272,7 @@ def test_filter_key_errors(params: list[tuple[str, str]], message: str) -> None:
     assert error_of(params) == message
 
 
-# Reference §4.3 table: which core attributes each resource filters on.
+# azure-behaviour §4.3 table: which core attributes each resource filters on.
 _LEVEL_OF = {
     "StudyInstanceUID": Level.STUDY,
     "PatientName": Level.STUDY,
@@ -334,7 +334,7 @@ def test_not_queryable(key: str, resource: QueryResource) -> None:
 
 
 def test_route_uid_in_query_is_not_queryable_at_route_levels() -> None:
-    # With the §4.3 levels, a UID already in the route is not a candidate, so "not queryable" wins.
+    # With the azure-behaviour §4.3 levels, a UID already in the route is not a candidate, so "not queryable" wins.
     assert error_of([("StudyInstanceUID", "1.2")], R.STUDY_SERIES, route_has_study=True) == NOT_QUERYABLE.format(
         "StudyInstanceUID"
     )
@@ -373,7 +373,7 @@ def test_series_uid_allowed_on_study_instances_route() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Extended query tags (§7.5)
+# Extended query tags (azure-behaviour §7.5)
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -418,7 +418,7 @@ def test_unsupported_vr_is_unknown_parameter() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# includefield (§4.2)
+# includefield (azure-behaviour §4.2)
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -478,7 +478,7 @@ def test_includefield_errors(params: list[tuple[str, str]], message: str) -> Non
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Matching: strings (§4.4)
+# Matching: strings (azure-behaviour §4.4)
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -553,7 +553,7 @@ def test_loose_uid_list_validates_every_uid(value: str, name: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Matching: fuzzy person names (§4.4)
+# Matching: fuzzy person names (azure-behaviour §4.4)
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -621,7 +621,7 @@ def test_loose_wildcard_wins_over_fuzzy() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Matching: DA (§4.4)
+# Matching: DA (azure-behaviour §4.4)
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -680,7 +680,7 @@ def test_date_errors(key: str, value: str, message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Matching: DT (§4.4)
+# Matching: DT (azure-behaviour §4.4)
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -751,7 +751,7 @@ def test_datetime_errors(value: str, message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Matching: TM (§4.4)
+# Matching: TM (azure-behaviour §4.4)
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -805,7 +805,7 @@ def test_time_errors(value: str, message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Matching: binary numbers (§4.4)
+# Matching: binary numbers (azure-behaviour §4.4)
 # ---------------------------------------------------------------------------------------------------------------
 
 

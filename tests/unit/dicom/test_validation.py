@@ -1,4 +1,4 @@
-"""Unit tests of validate_for_store against Azure's StoreDatasetValidator behaviour (reference §2.3)."""
+"""Unit tests of validate_for_store against Azure's StoreDatasetValidator behaviour (azure-behaviour §2.3)."""
 
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ def test_v2_patient_id_of_control_characters_fails(instance: Dataset) -> None:
 def test_study_uid_must_match_the_route(instance: Dataset, api_major: int) -> None:
     result = validate(instance, api_major, study="1.2.3.4.5")
     assert result.failed is True
-    assert result.failure_code == 43264  # not 43265 (reference §2.3 step 3)
+    assert result.failure_code == 43264  # not 43265 (azure-behaviour §2.3 step 3)
     assert result.failure_comments == [
         "DICOM100: (0020,000d) - The StudyInstanceUid in the payload does not match the specified StudyInstanceUid."
     ]

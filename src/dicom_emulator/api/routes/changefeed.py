@@ -1,4 +1,4 @@
-"""Change feed routes (reference §6); not partition-aware."""
+"""Change feed routes (azure-behaviour §6); not partition-aware."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ JSON = "application/json; charset=utf-8"
 
 
 def _entry_json(entry: FeedEntry, include_metadata: bool) -> str:
-    # camelCase like Azure's serializer; action/state keep their enum names (reference §6.3).
+    # camelCase like Azure's serializer; action/state keep their enum names (azure-behaviour §6.3).
     body = {
         "sequence": entry.sequence,
         "partitionName": entry.partition_name,

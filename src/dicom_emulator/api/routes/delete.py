@@ -1,4 +1,4 @@
-"""DELETE at study, series and instance level (reference §5)."""
+"""DELETE at study, series and instance level (azure-behaviour §5)."""
 
 from __future__ import annotations
 

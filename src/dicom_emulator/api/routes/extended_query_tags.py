@@ -1,4 +1,4 @@
-"""Extended query tag routes (reference §7); not partition-aware."""
+"""Extended query tag routes (azure-behaviour §7); not partition-aware."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ async def tag_errors(request: Request, api: ApiDep, runtime: RuntimeDep, path: s
     limit = bind_int(params, "limit", default=100, low=1, high=200)
     offset = bind_int(params, "offset", default=0, low=0)
     errors = await runtime.extended_query_tags.errors(path, limit, offset)
-    # createdTime carries no zone suffix in Azure's output (reference §7.4).
+    # createdTime carries no zone suffix in Azure's output (azure-behaviour §7.4).
     return _json(
         [
             {

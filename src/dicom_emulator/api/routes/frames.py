@@ -1,6 +1,6 @@
-"""WADO-RS frames: ``…/instances/{instance}/frames/{frames}`` (reference §3.1–§3.4).
+"""WADO-RS frames: ``…/instances/{instance}/frames/{frames}`` (azure-behaviour §3.1–azure-behaviour §3.4).
 
-Order of checks (reference §3.1, archived ``RetrieveController``/``RetrieveResourceService``): the
+Order of checks (azure-behaviour §3.1, archived ``RetrieveController``/``RetrieveResourceService``): the
 ``frames`` list is parsed by ASP.NET model binding before the action runs (400), then UIDs (400), frame
 values (400), Accept (406), one frame for single-part Accept (400), existence (404), and in the service
 the size limit when transcoding (406), frame numbers (404) and transcoding (406).
@@ -78,7 +78,7 @@ def parse_frame_list(raw: str) -> list[int]:
 
 
 def validate_frame_numbers(numbers: list[int]) -> None:
-    """At least one frame, all 1-based (reference §3.4)."""
+    """At least one frame, all 1-based (azure-behaviour §3.4)."""
     if not numbers or any(n < 1 for n in numbers):
         raise BadRequestError(INVALID_FRAMES_MESSAGE)
 
@@ -106,5 +106,5 @@ async def retrieve_frames(
             yield content_type, body
 
     boundary = new_boundary()
-    # Azure's outer header has no type parameter (reference §3.3).
+    # Azure's outer header has no type parameter (azure-behaviour §3.3).
     return StreamingResponse(write_multipart(parts(), boundary), media_type=f"multipart/related; boundary={boundary}")

@@ -11,7 +11,7 @@ from dicom_emulator.errors import BadRequestError, NotEmulatedError
 
 router = APIRouter(tags=["Not emulated"])
 
-# Azure's answer to a partition route while the data partitions feature is off (reference §10.3).
+# Azure's answer to a partition route while the data partitions feature is off (azure-behaviour §10.3).
 PARTITIONS_DISABLED = "Data partitions feature is disabled."
 
 
@@ -22,7 +22,7 @@ def bulk_update(api: ApiContext) -> Response:
     """``POST /studies/$bulkUpdate``, matched case-insensitively by the STOW route (the C# client posts
     ``$bulkupdate``; Starlette paths are case-sensitive)."""
     if api.major == 1:
-        return Response(status_code=404)  # v1 has no bulk update (reference §1.3)
+        return Response(status_code=404)  # v1 has no bulk update (azure-behaviour §1.3)
     raise NotEmulatedError("Bulk update ($bulkUpdate) is not emulated by dicom-emulator.")
 
 

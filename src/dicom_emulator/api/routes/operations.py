@@ -1,4 +1,4 @@
-"""GET /{v}/operations/{id} (reference §8); not partition-aware."""
+"""GET /{v}/operations/{id} (azure-behaviour §8); not partition-aware."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""QIDO-RS: the six search routes (reference §4)."""
+"""QIDO-RS: the six search routes (azure-behaviour §4)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ async def _search(
     params = request.query_params.multi_items()
     search = await runtime.search.parse(params, resource, study_uid=study, series_uid=series)
     results = await runtime.search.search(search, api_major=api.major, study_uid=study, series_uid=series)
-    # Filters on extended query tags that have indexing errors are named in this header (§4.7).
+    # Filters on extended query tags that have indexing errors are named in this header (azure-behaviour §4.7).
     headers = {"erroneous-dicom-attributes": ",".join(search.erroneous_keys)} if search.erroneous_keys else None
     if not results:
         return Response(status_code=204, headers=headers)

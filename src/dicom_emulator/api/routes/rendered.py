@@ -1,4 +1,4 @@
-"""WADO-RS rendered resources (reference §3.6) and the emulator-only DICOMweb thumbnails.
+"""WADO-RS rendered resources (azure-behaviour §3.6) and the emulator-only DICOMweb thumbnails.
 
 Rendered (Azure): ``…/instances/{instance}/rendered`` (frame 1) and ``…/frames/{frame}/rendered``, JPEG
 or PNG, ``quality`` 1..100. Order of checks (archived ``RetrieveController``/``RetrieveRenderedHandler``/

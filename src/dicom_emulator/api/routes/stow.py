@@ -1,4 +1,4 @@
-"""STOW-RS: POST (store) and PUT (upsert) on /studies[/{study}] (reference §2)."""
+"""STOW-RS: POST (store) and PUT (upsert) on /studies[/{study}] (azure-behaviour §2)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ EXPIRY_LEVEL = "msdicom-expiry-level"
 
 
 def _expiry(request: Request) -> timedelta | None:
-    """The ``msdicom-expiry-*`` headers (Azure managed service, reference §2.2).
+    """The ``msdicom-expiry-*`` headers (Azure managed service, §2.2).
 
     Azure documents only valid values; the emulator answers anything else with 400 naming the header.
     """
@@ -69,7 +69,7 @@ async def _spool(request: Request, runtime: RuntimeDep) -> list[SpooledPart]:
             default_type=content.type_param,
         ):
             parts.append(part)
-            # Each part must be exactly application/dicom; anything else fails the whole request (§2.2).
+            # Each part must be exactly application/dicom; anything else fails the whole request (azure-behaviour §2.2).
             if (part.content_type or "").strip().lower() != "application/dicom":
                 raise UnsupportedMediaTypeError(
                     f"The specified content type '{part.content_type or ''}' is not supported."
@@ -104,7 +104,7 @@ async def _store(request: Request, api: ApiDep, runtime: RuntimeDep, study: str 
     headers = {}
     if any(o.multiple_values_warning for o in outcomes if o.stored):
         headers["Warning"] = warning_header(api, MULTIPLE_VALUES_WARNING)
-    # Exactly application/dicom+json: dicomweb-client ignores bodies with any other value (clients.md §1).
+    # Exactly application/dicom+json: dicomweb-client ignores bodies with any other value (azure-behaviour §11).
     return Response(
         content=json.dumps(body).encode(),
         status_code=store_status(outcomes, api.major),

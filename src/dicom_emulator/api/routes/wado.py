@@ -1,4 +1,5 @@
-"""WADO-RS: study, series and instance retrieval and metadata (reference §3.1–§3.5, §3.7)."""
+"""WADO-RS: study, series and instance retrieval and metadata (azure-behaviour §3.1–azure-behaviour §3.5,
+azure-behaviour §3.7)."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ async def _retrieve(
             yield f"application/dicom; transfer-syntax={ts}", body
 
     boundary = new_boundary()
-    # Azure's outer header has no type parameter (reference §3.3).
+    # Azure's outer header has no type parameter (azure-behaviour §3.3).
     return StreamingResponse(write_multipart(parts(), boundary), media_type=f"multipart/related; boundary={boundary}")
 
 
@@ -83,7 +84,7 @@ async def _metadata(
     series = validate_uid(series, "SeriesInstanceUid") if series is not None else None
     instance = validate_uid(instance, "SopInstanceUid") if instance is not None else None
     result = await runtime.retrieve.metadata(1, study, series, instance)
-    # Unquoted ETag compared literally (case-insensitive) with If-None-Match (reference §3.5).
+    # Unquoted ETag compared literally (case-insensitive) with If-None-Match (azure-behaviour §3.5).
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and if_none_match.strip().lower() == result.etag.lower():
         return Response(status_code=304)

@@ -1,4 +1,4 @@
-"""UPS-RS: the six workitem routes (reference §9.1), answered the way Azure's ``WorkitemController`` does.
+"""UPS-RS: the six workitem routes (azure-behaviour §9.1), answered the way Azure's ``WorkitemController`` does.
 
 Order of checks per route follows ASP.NET's filter pipeline in Azure: ``Content-Type`` (``[Consumes]``, 415 with
 an empty body) before the body (model binding; a bad body is a plain-text 400 through the controller's
@@ -122,7 +122,7 @@ async def _read_dataset(request: Request) -> Dataset | Response:
 
 
 def _acceptable(request: Request) -> bool:
-    """``AcceptContentFilter([application/dicom+json])`` (reference §1.4); Azure answers 406 with no body."""
+    """``AcceptContentFilter([application/dicom+json])`` (azure-behaviour §1.4); Azure answers 406 with no body."""
     try:
         require_dicom_json(accept_header(request))
     except NotAcceptableError:
@@ -166,7 +166,7 @@ async def create_workitem(request: Request, api: ApiDep, runtime: RuntimeDep) ->
 
 @router.get("/{version}/workitems")
 async def search_workitems(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
-    """Search workitems (reference §9.6): 200 with a JSON array, 204 when nothing matched."""
+    """Search workitems (azure-behaviour §9.6): 200 with a JSON array, 204 when nothing matched."""
     params = request.query_params.multi_items()
     parse_paging(params)  # model binding of limit/offset/fuzzymatching runs before the Accept filter
     if not _acceptable(request):

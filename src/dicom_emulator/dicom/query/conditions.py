@@ -38,7 +38,7 @@ class DateRange:
 
 @dataclass(frozen=True)
 class FuzzyName:
-    """PN fuzzy match (``fuzzymatching=true``, reference §4.4): every word must be a prefix of some word of the
+    """PN fuzzy match (``fuzzymatching=true``, §4.4): every word must be a prefix of some word of the
     stored name (see :func:`person_name_words`). Words are normalized and may contain any character except '"';
     an empty tuple (a value made only of separators, e.g. '^') matches nothing."""
 
@@ -69,7 +69,7 @@ Condition = SingleValue | DateRange | FuzzyName | Wildcard | UidList
 
 @dataclass(frozen=True)
 class ParsedQuery:
-    """A validated QIDO request (reference §4.2-§4.4). Route UIDs are not part of ``conditions``."""
+    """A validated QIDO request (azure-behaviour §4.2-§4.4). Route UIDs are not part of ``conditions``."""
 
     resource: QueryResource
     conditions: tuple[Condition, ...]

@@ -1,6 +1,6 @@
 """Azure's QIDO error messages, word for word.
 
-Reference §4.2-§4.4 quotes the first words of most of them; the full text is Azure's resource string
+azure-behaviour §4.2-§4.4 quotes the first words of most of them; the full text is Azure's resource string
 (``DicomCoreResource.resx`` unless noted, ``DicomApiResource.resx`` for the API ones). Placeholders are filled
 exactly as Azure fills them. Kept apart from the parsers because paging and UPS-RS reuse the same strings.
 """
@@ -22,7 +22,7 @@ MSG_DUPLICATE_ATTRIBUTE_ID = (  # DicomApiResource.DuplicateAttributeId: the sam
     "Invalid QIDO-RS query. Duplicate AttributeId '{0}'. Each attribute is only allowed to be specified once."
 )
 # .NET Dictionary.Add: two keys that differ only by surrounding whitespace collide after Trim() (an ArgumentException,
-# which the service maps to 400 with its message; reference §1.4).
+# which the service maps to 400 with its message; azure-behaviour §1.4).
 MSG_DUPLICATE_KEY = "An item with the same key has already been added. Key: {0}"
 MSG_DUPLICATE_ATTRIBUTE = (  # keyword + hex of the same attribute
     "Invalid query: attribute '{0}' has been specified more than once using different ID formats. "

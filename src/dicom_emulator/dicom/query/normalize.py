@@ -1,7 +1,7 @@
 """Comparison forms of stored and queried values, shared by indexing and matching.
 
 The ``normalize_*`` helpers are used both when an instance is indexed and when a query value is parsed, so
-that storage can compare the two with plain equality / lexicographic ordering (reference §4.4).
+that storage can compare the two with plain equality / lexicographic ordering (azure-behaviour §4.4).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ _PN_WORD_SEPARATORS = re.compile(r"[\^=\s]+")
 
 
 def normalize_string(value: str, vr: str) -> str:
-    """Comparison form of a string value (reference §4.4): trailing spaces and NULs are not significant, matching
+    """Comparison form of a string value (azure-behaviour §4.4): trailing spaces and NULs are not significant, matching
     is case-insensitive, and for PN also accent-insensitive (NFKD, combining marks dropped)."""
     text = value.rstrip(" \0")
     if vr == "PN":

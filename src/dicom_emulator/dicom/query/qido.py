@@ -1,12 +1,12 @@
 """QIDO-RS binding: the decoded query-string pairs of one request to a :class:`ParsedQuery`.
 
 :func:`parse_qido` turns the pairs into typed, already-normalized conditions, or raises
-:class:`~dicom_emulator.errors.QueryValidationError` carrying Azure's exact message (reference §4.2-§4.4).
+:class:`~dicom_emulator.errors.QueryValidationError` carrying Azure's exact message (azure-behaviour §4.2-§4.4).
 
 Checks run in Azure's order: reserved-parameter binding errors (model state) first, then repeated filter
 keys, then each filter in query-string order, then the route-UID checks, then ``includefield``.
 
-``loose=True`` enables two PS3.4 matching kinds Azure does not support (reference §4.4 "Not supported"):
+``loose=True`` enables two PS3.4 matching kinds Azure does not support (azure-behaviour §4.4 "Not supported"):
 wildcard matching (PS3.4 C.2.2.2.4) and list-of-UID matching (PS3.4 C.2.2.2.2).
 """
 
@@ -39,7 +39,7 @@ from dicom_emulator.dicom.query.values import parse_value
 from dicom_emulator.dicom.tags import CORE_QUERY_TAGS, SERIES_INSTANCE_UID, STUDY_INSTANCE_UID, QueryResource, QueryTag
 from dicom_emulator.errors import QueryValidationError
 
-DEFAULT_LIMIT = 100  # QueryLimit.DefaultQueryResultCount (reference §4.2, §10.5)
+DEFAULT_LIMIT = 100  # QueryLimit.DefaultQueryResultCount (azure-behaviour §4.2, §10.5)
 MAX_LIMIT = 200  # QueryLimit.MaxQueryResultCount
 INCLUDE_FIELD_ALL = "all"
 
@@ -109,14 +109,14 @@ def parse_qido(
     route_has_study: bool = False,
     route_has_series: bool = False,
 ) -> ParsedQuery:
-    """Validate the decoded query-string pairs of a QIDO request to ``resource`` (reference §4.2-§4.4).
+    """Validate the decoded query-string pairs of a QIDO request to ``resource`` (azure-behaviour §4.2-§4.4).
 
-    ``extended_tags`` are the *ready* extended query tags (reference §7.5); ``disabled_extended_tags`` holds the
+    ``extended_tags`` are the *ready* extended query tags (azure-behaviour §7.5); ``disabled_extended_tags`` holds the
     tags among them whose query status is disabled. Raises :class:`QueryValidationError` with Azure's message.
     """
     groups = _group_parameters(params)
 
-    # 1. Reserved parameters (names case-insensitive, reference §4.2). All are bound and validated, then the first
+    # 1. Reserved parameters (names case-insensitive, §4.2). All are bound and validated, then the first
     #    model-state error in key order (FuzzyMatching, Limit, Offset) is reported.
     reserved: dict[str, list[str]] = {}
     filters: list[tuple[str, list[str]]] = []
@@ -153,7 +153,7 @@ def parse_qido(
         filter_values[attribute_id] = trim(values[0])
 
     # 3. Each filter in order (QueryParser.ParseFilterCondition). Only tags of the levels this resource filters on
-    #    are candidates (reference §4.3); core tags win over extended ones.
+    #    are candidates (azure-behaviour §4.3); core tags win over extended ones.
     levels = resource.filter_levels
     candidates: dict[int, QueryTag] = {}
     for query_tag in (*CORE_QUERY_TAGS, *extended_tags):
@@ -180,7 +180,8 @@ def parse_qido(
         filter_keys[tag] = attribute_id
 
     # 4. Route UIDs are added as filters after the query ones (QueryParser.AddInstanceUidFilter/AddSeriesUidFilter).
-    #    With the levels of §4.3 a UID already in the route is rejected as "not queryable" above; this is the
+    #    With the levels of azure-behaviour §4.3 a UID already in the route is rejected as "not queryable" above;
+    # this is the
     #    remaining guard.
     if route_has_study and STUDY_INSTANCE_UID in conditions:
         raise QueryValidationError(MSG_DISALLOWED_STUDY_UID)

@@ -1,7 +1,7 @@
 """Value parsers per VR (``BaseQueryParser.ValueParsers``): one filter value to one condition.
 
 Shared by QIDO (:mod:`.qido`), UPS-RS search (``dicom.ups``) and DIMSE C-FIND (``dicom.matching``). ``loose``
-enables two PS3.4 matching kinds Azure does not support (reference §4.4 "Not supported"): wildcard matching
+enables two PS3.4 matching kinds Azure does not support (azure-behaviour §4.4 "Not supported"): wildcard matching
 (PS3.4 C.2.2.2.4) and list-of-UID matching (PS3.4 C.2.2.2.2). DIMSE date ranges, which cover each value's whole
 unit, have their own parser, :func:`dimse_datetime_range`.
 """

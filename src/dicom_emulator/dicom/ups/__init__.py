@@ -1,7 +1,7 @@
 """UPS-RS (Unified Procedure Step, PS3.4 Annex CC / PS3.18 §11) as Azure's DICOM service implements it.
 
 Pure package: datasets and query strings in, values and messages out; no database and no HTTP. It holds, as
-data, everything the workitem service decides with (reference §9 of ``azure-dicom-api.md``), one module per
+data, everything the workitem service decides with (azure-behaviour §9 of ``azure-dicom-api.md``), one module per
 concern:
 
 - :mod:`.states`: :class:`~.states.ProcedureStepState` and the state machine :data:`~.states.TRANSITIONS`, keyed
@@ -24,7 +24,8 @@ Azure quirks reproduced on purpose (see the README):
 
 - Requirement entries are kept in Azure's order *including duplicates* (a tag listed by two modules is checked
   twice), so the first failing rule, and therefore the message, is Azure's. Six attributes end up "required and
-  non-empty" on create because a Type 2 rule and a "Type 3: non-empty if present" rule both apply (§9.2).
+  non-empty" on create because a Type 2 rule and a "Type 3: non-empty if present" rule both apply (azure-behaviour
+  §9.2).
 - Requirement codes whose condition Azure cannot evaluate (1C, 2C, and the final-state code RC) are treated as
   optional, as Azure does.
 

@@ -1,4 +1,4 @@
-"""Workitem search (reference §9.6): the search keys (Azure's ``WorkitemQueryTag.sql``), the query parser
+"""Workitem search (azure-behaviour §9.6): the search keys (Azure's ``WorkitemQueryTag.sql``), the query parser
 (``WorkitemQueryParser``), the returned attributes (``WorkitemQueryResponseBuilder``) and the index values that
 storage matches the parsed conditions against.
 """
@@ -185,7 +185,7 @@ def _split_parameters(
 
 def parse_paging(params: Sequence[tuple[str, str]]) -> Paging:
     """Bind and validate ``limit`` (1..200, default 100), ``offset`` and ``fuzzymatching`` exactly as QIDO does
-    (Azure's shared ``QueryOptions`` model binding, reference §4.2); the model-state errors come first."""
+    (Azure's shared ``QueryOptions`` model binding, §4.2); the model-state errors come first."""
     reserved, _, _ = _split_parameters(params)
     parsed = parse_qido(reserved, QueryResource.ALL_STUDIES)
     return Paging(parsed.limit, parsed.offset, parsed.fuzzy)
@@ -203,7 +203,7 @@ def _parse_path(attribute_id: str) -> tuple[int, ...] | None:
 
 
 def parse_workitem_query(params: Sequence[tuple[str, str]]) -> WorkitemQuery:
-    """Validate the decoded query-string pairs of a workitem search (reference §9.6).
+    """Validate the decoded query-string pairs of a workitem search (azure-behaviour §9.6).
 
     Order of checks (Azure): reserved parameters, repeated filter keys, then each filter in query-string order
     (unknown or unsupported attribute → "not queryable", empty value, value syntax, the same attribute twice), then
@@ -301,7 +301,7 @@ def index_values(ds: Dataset) -> dict[str, str | None]:
     start = first_value(ds, "ScheduledProcedureStepStartDateTime")
     values: dict[str, str | None] = {
         "patient_name": None if patient_name is None else normalize_string(patient_name, "PN"),
-        # Space-led word list (" JOHN DOE") so a fuzzy word is one "LIKE '% WORD%'" (reference §4.4).
+        # Space-led word list (" JOHN DOE") so a fuzzy word is one "LIKE '% WORD%'" (azure-behaviour §4.4).
         "patient_name_words": None
         if patient_name is None
         else ("".join(f" {w}" for w in person_name_words(patient_name)) or None),

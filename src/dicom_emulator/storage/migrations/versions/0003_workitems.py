@@ -1,4 +1,4 @@
-"""UPS-RS workitems (reference §9): one row per workitem with its DICOM JSON and search columns
+"""UPS-RS workitems (azure-behaviour §9): one row per workitem with its DICOM JSON and search columns
 
 Revision ID: 0003
 Revises: 0002
