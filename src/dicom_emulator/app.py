@@ -105,11 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await migrate(engine)
             # Writers of several processes on one SQLite file queue on a lock file beside it (storage/write_lock.py).
             lock_path = None if settings.in_memory or settings.database_url else settings.data_dir / "index.lock"
-            index = SqlIndex(
-                session_factory(engine),
-                lock_path=lock_path,
-                sync_engine=create_sync_sqlite_engine(settings.resolved_database_url),
-            )
+            sync_engine = create_sync_sqlite_engine(settings.resolved_database_url)
+            index = SqlIndex(session_factory(engine), lock_path=lock_path, sync_engine=sync_engine)
             await index.ensure_default_partition()
             blobs: BlobStore
             if settings.in_memory:
@@ -122,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 spool_dir.mkdir(parents=True, exist_ok=True)
                 _remove_stale_spool_files(spool_dir)
             sessions = index.sessions
-            tags = SqlTagStore(sessions)
+            tags = SqlTagStore(sessions, sync_engine=sync_engine)
             jobs = SqlJobStore(sessions)
             deleter = DeleteService(index, blobs)
             runner = JobRunner(

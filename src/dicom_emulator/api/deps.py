@@ -24,11 +24,13 @@ class ApiContext:
     warning_host: str
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a thread pool, a
+# thread hop per dependency per request that cost more than the work they do.
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-def get_api(request: Request, version: str) -> ApiContext:
+async def get_api(request: Request, version: str) -> ApiContext:
     parsed = parse_version(version)
     if parsed is None:
         # Unversioned or unknown first segments are simply not routes (the middleware 400s v3 etc).

@@ -166,11 +166,13 @@ class StoreService:
         pending: list[tuple[int, StoreOutcome, NewInstance]] = []
         try:
             # Extended query tags in force now: v1 fails instances whose values are invalid (azure-behaviour §7.5).
+            # They are read once per request: in the first part's worker thread where the tag store can read
+            # without the event loop (SQLite file), else here.
             extended = request.extended_tags
-            if extended is None:
+            if extended is None and not self.tags.reads_blocking:
                 extended = await self.extended_tags()
             for position, path in enumerate(paths):
-                outcome, new = await self._prepare(path, request, extended)
+                outcome, new, extended = await self._prepare(path, request, extended)
                 if new is None:
                     outcomes[position] = outcome
                     path.unlink(missing_ok=True)
@@ -194,8 +196,8 @@ class StoreService:
         return [o for o in outcomes if o is not None]
 
     async def _prepare(
-        self, path: Path, request: StoreRequest, extended: frozenset[int]
-    ) -> tuple[StoreOutcome, NewInstance | None]:
+        self, path: Path, request: StoreRequest, extended: frozenset[int] | None
+    ) -> tuple[StoreOutcome, NewInstance | None, frozenset[int] | None]:
         """Parse, validate and, when the instance is storable, move its file into the blob store.
 
         One worker-thread hop for the whole CPU- and disk-bound part; a NewInstance comes back only when
@@ -206,26 +208,28 @@ class StoreService:
         except InvalidDicomInstanceError as exc:
             logger.info("rejected unreadable part: %s", exc.message)
             # Unreadable part: 43264 with no UIDs and no FailedAttributesSequence (azure-behaviour §2.3 step 1).
-            return StoreOutcome(failure_code=status.VALIDATION_FAILURE), None
+            return StoreOutcome(failure_code=status.VALIDATION_FAILURE), None, extended
         except Exception:
             # Bad input must never become a 5xx: a part pydicom chokes on is an unreadable part.
             logger.warning("rejected a part that failed to parse", exc_info=True)
-            return StoreOutcome(failure_code=status.VALIDATION_FAILURE), None
+            return StoreOutcome(failure_code=status.VALIDATION_FAILURE), None, extended
 
     def _prepare_and_place(
-        self, path: Path, request: StoreRequest, extended: frozenset[int]
-    ) -> tuple[StoreOutcome, NewInstance | None]:
+        self, path: Path, request: StoreRequest, extended: frozenset[int] | None
+    ) -> tuple[StoreOutcome, NewInstance | None, frozenset[int]]:
+        if extended is None:
+            extended = frozenset(t.definition.tag for t in self.tags.active_blocking())
         prepared = _prepare(path, request, extended)
         if not prepared.outcome.stored:
-            return prepared.outcome, None
+            return prepared.outcome, None, extended
         new = _new_instance(prepared, request)
         try:
             self.blobs.put_file_blocking(new.blob_key, path)
         except Exception:
             # Nothing is at the key (the rename is the last step); the spooled file is removed by the caller.
             logger.exception("writing the file of %s failed", prepared.outcome.sop_uid)
-            return _failed(prepared.outcome, status.PROCESSING_FAILURE), None
-        return prepared.outcome, new
+            return _failed(prepared.outcome, status.PROCESSING_FAILURE), None, extended
+        return prepared.outcome, new, extended
 
     async def _commit(
         self,

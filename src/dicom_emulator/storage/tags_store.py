@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
@@ -136,8 +136,22 @@ def active_tags_sync(conn: Connection) -> list[TagRecord]:
 
 
 class SqlTagStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, sync_engine: Engine | None = None) -> None:
         self.sessions = sessions
+        # A synchronous engine on the same SQLite file lets the store path read the active tags inside its
+        # worker thread (storage/instance_writes.py explains why the store path avoids aiosqlite hops).
+        self._sync_engine = sync_engine
+
+    @property
+    def reads_blocking(self) -> bool:
+        """Whether :meth:`active_blocking` can be called from a worker thread."""
+        return self._sync_engine is not None
+
+    def active_blocking(self) -> list[TagRecord]:
+        """:meth:`active` for code already running in a worker thread (needs ``sync_engine``)."""
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as conn:
+            return active_tags_sync(conn)
 
     async def list_tags(self, limit: int, offset: int) -> list[TagRecord]:
         async with self.sessions() as session:

@@ -93,7 +93,6 @@ async def _store(request: Request, api: ApiDep, runtime: RuntimeDep, study: str 
         route_study_uid=route_study,
         replace=replace,
         expires_at=utcnow() + expiry if expiry is not None else None,
-        extended_tags=await runtime.store.extended_tags(),
     )
     try:
         outcomes = await runtime.store.store_many([part.path for part in parts], store_request)
