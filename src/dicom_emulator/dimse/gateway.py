@@ -45,6 +45,7 @@ from dicom_emulator.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 MAX_ASSOCIATIONS = 32  # concurrent associations accepted
+MAX_PDU_SIZE = 1024 * 1024
 
 UNCOMPRESSED_TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian]
 # C-STORE accepts the data as sent (never transcoded on store): uncompressed plus the common compressed syntaxes.
@@ -66,6 +67,9 @@ def build_ae(ae_title: str) -> AE:
     """The Application Entity and the presentation contexts it accepts as SCP."""
     ae = AE(ae_title=ae_title)
     ae.maximum_associations = MAX_ASSOCIATIONS
+    # Receive PDUs of up to 1 MiB: a peer then sends a 500 KB instance in one P-DATA PDU instead of ~32 of
+    # 16 KB, and pynetdicom (pure Python) pays its per-PDU decoding once (PS3.8 9.3.1, Maximum Length).
+    ae.maximum_pdu_size = MAX_PDU_SIZE
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
         # Storage SCP for C-STORE; the SCP role may also be granted to a C-GET requestor (role selection,
