@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.server import Emulator
+from tests.e2e.server import Emulator, running_emulator
 from tests.factories import make_dataset, new_uid, to_bytes
 
 pytestmark = pytest.mark.e2e
@@ -32,6 +32,14 @@ CHUNK = 1024 * 1024
 RAMP = (np.arange(CHUNK // 2, dtype=np.uint16) % 4096).astype("<u2").tobytes()
 MAX_GROWTH_KIB = 100 * 1024
 ACCEPT = {"Accept": "application/dicom+json"}
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One worker process: the RSS measured is then that of the process doing the work (with several
+    workers ``Emulator.pid`` is the supervisor, which only forks and waits)."""
+    with running_emulator(tmp_path_factory.mktemp("streaming") / "data", "--workers", "1") as running:
+        yield running
 
 
 def header_bytes(
