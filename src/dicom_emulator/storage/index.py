@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -42,6 +42,10 @@ from dicom_emulator.storage.write_lock import ProcessWriteLock
 
 __all__ = ["ACTION_CREATE", "AddResult", "InstanceRecord", "NewInstance", "SqlIndex"]
 
+# Prebuilt (an expanding IN): QIDO and metadata retrieval run it on every request.
+_METADATA_FOR = select(Instance.watermark, Instance.metadata_json).where(
+    Instance.watermark.in_(bindparam("watermarks", expanding=True))
+)
 ACTION_DELETE = "Delete"
 ACTION_UPDATE = "Update"
 
@@ -308,8 +312,6 @@ class SqlIndex:
         """Stored DICOM JSON text by watermark."""
         if not watermarks:
             return {}
-        async with self.sessions() as session:
-            rows = await session.execute(
-                select(Instance.watermark, Instance.metadata_json).where(Instance.watermark.in_(list(watermarks)))
-            )
-            return dict(rows.all())
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(_METADATA_FOR, {"watermarks": list(watermarks)})
+            return {row[0]: row[1] for row in rows}

@@ -127,6 +127,7 @@ async def write_value(
 # Built once: the store path reads the active tags on every request, and building the statement cost more
 # than running it.
 _TAGS = ExtendedQueryTag.__table__
+_READY_TAGS = select(_TAGS).where(_TAGS.c.status == STATUS_READY).order_by(_TAGS.c.tag_key)
 _ACTIVE_TAGS = select(_TAGS).where(_TAGS.c.status.in_((STATUS_ADDING, STATUS_READY))).order_by(_TAGS.c.tag_key)
 
 
@@ -182,9 +183,10 @@ class SqlTagStore:
             return [_record(r) for r in rows.scalars().all()]
 
     async def ready(self) -> list[TagRecord]:
-        async with self.sessions() as session:
-            rows = await session.execute(select(ExtendedQueryTag).where(ExtendedQueryTag.status == STATUS_READY))
-            return [_record(r) for r in rows.scalars().all()]
+        # A bare connection and a prebuilt statement: every QIDO request reads this.
+        async with self.sessions.kw["bind"].connect() as conn:
+            rows = await conn.execute(_READY_TAGS)
+            return [_record(row) for row in rows]  # type: ignore[arg-type]
 
     async def add(self, session: AsyncSession, definitions: Sequence[TagDefinition], operation_id: str) -> list[int]:
         """Insert the tags as 'adding' inside the caller's transaction (with its reindex job row)."""
