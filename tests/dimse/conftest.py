@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+import socketserver
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -10,12 +12,27 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_emulator.app import create_app
 from dicom_emulator.config import Settings
 from tests.e2e.server import free_port
 
 _START_ATTEMPTS = 3
+# pynetdicom's acceptor thread runs socketserver's ``serve_forever()``, whose select() wakes every 0.5 s to see
+# whether shutdown() was asked for: every app stop waited ~0.45 s for it, a minute over the DIMSE tests. A short
+# poll (tests only) makes the stop immediate; accepting associations is unaffected (select wakes on a connect).
+_SERVER_POLL_INTERVAL = 0.01
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_dimse_server_shutdown() -> Iterator[None]:
+    original = ThreadedAssociationServer.serve_forever
+    ThreadedAssociationServer.serve_forever = functools.partialmethod(  # type: ignore[method-assign]
+        socketserver.BaseServer.serve_forever, poll_interval=_SERVER_POLL_INTERVAL
+    )
+    yield
+    ThreadedAssociationServer.serve_forever = original  # type: ignore[method-assign]
 
 
 @dataclass
