@@ -27,12 +27,10 @@ _SERVER_POLL_INTERVAL = 0.01
 
 @pytest.fixture(autouse=True, scope="session")
 def _fast_dimse_server_shutdown() -> Iterator[None]:
-    original = ThreadedAssociationServer.serve_forever
-    ThreadedAssociationServer.serve_forever = functools.partialmethod(  # type: ignore[method-assign]
-        socketserver.BaseServer.serve_forever, poll_interval=_SERVER_POLL_INTERVAL
-    )
-    yield
-    ThreadedAssociationServer.serve_forever = original  # type: ignore[method-assign]
+    fast = functools.partialmethod(socketserver.BaseServer.serve_forever, poll_interval=_SERVER_POLL_INTERVAL)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ThreadedAssociationServer, "serve_forever", fast)
+        yield
 
 
 @dataclass
