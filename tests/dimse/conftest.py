@@ -5,17 +5,16 @@ from __future__ import annotations
 import functools
 import socketserver
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pynetdicom.transport import ThreadedAssociationServer
 
-from dicom_emulator.app import create_app
 from dicom_emulator.config import Settings
+from tests.apps import APP_POOL, asgi_client
 from tests.e2e.server import free_port
 
 _START_ATTEMPTS = 3
@@ -45,23 +44,20 @@ class DimseApp:
 @asynccontextmanager
 async def started(settings: Settings) -> AsyncIterator[DimseApp]:
     """The app with ``dimse_port`` set; the port is probed free, and the start retried if it was taken."""
-    for attempt in range(_START_ATTEMPTS):
-        port = free_port()
-        app = create_app(settings.model_copy(update={"dimse_port": port}))
-        manager = LifespanManager(app)
-        try:
-            await manager.__aenter__()
-        except OSError:
-            if attempt == _START_ATTEMPTS - 1:
-                raise
-            continue
-        break
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with AsyncExitStack() as stack:
+        for attempt in range(_START_ATTEMPTS):
+            port = free_port()
+            try:
+                app = await stack.enter_async_context(
+                    APP_POOL.running(settings.model_copy(update={"dimse_port": port}))
+                )
+            except OSError:
+                if attempt == _START_ATTEMPTS - 1:
+                    raise
+                continue
+            break
+        async with asgi_client(app) as client:
             yield DimseApp(app, port, client)
-    finally:
-        await manager.__aexit__(None, None, None)
 
 
 @pytest.fixture
