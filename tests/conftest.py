@@ -126,3 +126,16 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_client(app) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+async def module_app(module_settings: Settings) -> AsyncIterator[FastAPI]:
+    """One started app for a whole module (per backend): only for tests that leave the store as they found it."""
+    async with APP_POOL.running(module_settings) as application:
+        yield application
+
+
+@pytest.fixture(scope="module")
+async def module_client(module_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(module_app) as c:
+        yield c

@@ -87,3 +87,10 @@ async def dimse(settings: Settings) -> AsyncIterator[DimseApp]:
     """The emulator (SQLite, and PostgreSQL when reachable) with its DIMSE gateway started."""
     async with started(settings) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+async def module_dimse(module_settings: Settings) -> AsyncIterator[DimseApp]:
+    """One started emulator for a whole module (per backend): only for tests that leave the store as they found it."""
+    async with started(module_settings) as running:
+        yield running
