@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import threading
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
 
 from dicom_emulator.config import Settings, normalize_database_url
 from dicom_emulator.storage.db import create_engine, migrate
+
+T = TypeVar("T")
 
 
 async def migrate_database(url: str) -> None:
@@ -39,6 +44,7 @@ def make_sqlite_template(directory: Path) -> Path:
     """A SQLite index migrated to head in ``directory``, as one file (its WAL folded in)."""
     settings = Settings(data_dir=directory)
     path = sqlite_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
     asyncio.run(migrate_database(settings.resolved_database_url))
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA journal_mode=DELETE")  # checkpoint: the whole database is now in this one file
@@ -68,6 +74,32 @@ async def _execute(url: str, sql: str) -> None:
         await conn.close()
 
 
+class _BackgroundConnection:
+    """An asyncpg connection kept open on an event loop of its own thread (the tests' event loops come and go)."""
+
+    def __init__(self, url: str) -> None:
+        import asyncpg
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tests-postgres", daemon=True)
+        self._thread.start()
+        self._conn = self._call(asyncpg.connect(url, timeout=5))
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=120)
+
+    def execute(self, sql: str) -> None:
+        self._call(self._conn.execute(sql))
+
+    def close(self) -> None:
+        try:
+            self._call(self._conn.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+
 class PostgresServer:
     """This session's databases on the test server: a migrated template, and the databases made from it."""
 
@@ -79,6 +111,7 @@ class PostgresServer:
         self.scratch = f"{self.prefix}_scratch"
         self._created: list[str] = []
         self._reset_sql = ""
+        self._scratch_conn: _BackgroundConnection | None = None
 
     def check(self) -> None:
         """Raise when the server cannot be reached."""
@@ -108,13 +141,18 @@ class PostgresServer:
         asyncio.run(migrate_database(self.url(self.template)))
         self.create_from_template(self.scratch)
         self._reset_sql = asyncio.run(_reset_statements(self.url(self.scratch)))
+        self._scratch_conn = _BackgroundConnection(self.url(self.scratch))
 
     def reset_scratch(self) -> str:
         """Empty the scratch database (rows and sequences) and return its URL."""
-        asyncio.run(_execute(self.url(self.scratch), self._reset_sql))
+        assert self._scratch_conn is not None, "start() first"
+        self._scratch_conn.execute(self._reset_sql)
         return self.url(self.scratch)
 
     def stop(self) -> None:
+        if self._scratch_conn is not None:
+            self._scratch_conn.close()
+            self._scratch_conn = None
         for name in reversed(self._created[:]):
             self.drop(name)
 
