@@ -18,7 +18,13 @@ async def store(client: httpx.AsyncClient, *datasets: object) -> None:
     assert r.status_code in (200, 202), r.text
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def client(module_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """Every test here only searches: one app and one corpus serve the whole module (per backend)."""
+    return module_client
+
+
+@pytest.fixture(scope="module")
 async def corpus(client: httpx.AsyncClient) -> AsyncIterator[dict[str, str]]:
     """Three studies: A (CT+MR, 3 instances), B (CT, 1), C (US, 1, accented name)."""
     a, b, c = new_uid(), new_uid(), new_uid()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,20 @@ class Archive:
 
 
 @pytest.fixture
-async def archive(dimse: DimseApp) -> Archive:
+def dimse(request: pytest.FixtureRequest, backend: str) -> DimseApp:
+    """Tests that take ``archive`` only query and retrieve it: they share one emulator and archive per module (per
+    backend). The other tests store instances of their own, or must see an empty store: a fresh emulator each."""
+    return request.getfixturevalue("module_dimse" if "archive" in request.fixturenames else "fresh_dimse")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def fresh_dimse(settings: Settings) -> AsyncIterator[DimseApp]:
+    async with started(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def archive(module_dimse: DimseApp) -> Archive:
     """Study A (Doe^John): a CT series of two images and an MR series of one; study B (Smith^Jane): one CT."""
     a, b, ct, mr = new_uid(), new_uid(), new_uid(), new_uid()
     ct1 = make_dataset(study_uid=a, series_uid=ct, patient_id="PAT-A", study_date="20240110", InstanceNumber=1)
@@ -42,7 +56,7 @@ async def archive(dimse: DimseApp) -> Archive:
     mr1.SeriesDescription = "Knee MR"
     other = make_dataset(study_uid=b, patient_id="PAT-B", patient_name="Smith^Jane", study_date="20240220")
     datasets = [with_meta(ds) for ds in (ct1, ct2, mr1, other)]
-    statuses = await asyncio.to_thread(scu.store, dimse.port, datasets)
+    statuses = await asyncio.to_thread(scu.store, module_dimse.port, datasets)
     assert [s.Status for s in statuses] == [0, 0, 0, 0]
     return Archive(a, b, ct, mr, [ct1.SOPInstanceUID, ct2.SOPInstanceUID], mr1.SOPInstanceUID, other.SOPInstanceUID)
 

@@ -25,7 +25,13 @@ class Worklist:
     mammo_study: str
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def dimse(module_dimse: DimseApp) -> DimseApp:
+    """Every test here only queries the worklist below: one emulator and one worklist per module (per backend)."""
+    return module_dimse
+
+
+@pytest.fixture(scope="module")
 async def worklist(dimse: DimseApp) -> Worklist:
     study = new_uid()
     client = dimse.client

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import POSTGRES_ADMIN_URL, REQUIRE_POSTGRES, _pg_admin
+from tests.databases import PostgresServer
 from tests.e2e.server import running_emulator
 from tests.factories import make_dataset, multipart, to_bytes
 
@@ -22,18 +22,11 @@ ACCEPT = {"Accept": "application/dicom+json"}
 
 
 @pytest.fixture
-def postgres_url() -> str:
-    """A fresh database per test (two processes must start on an empty one and migrate together)."""
-    name = f"dicom_emulator_e2e_{uuid.uuid4().hex[:8]}"
-    try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
-        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} ({exc})"
-        if REQUIRE_POSTGRES:
-            pytest.fail(message)
-        pytest.skip(message)
-    yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database per test (two processes must start on an empty one and migrate together)."""
+    name = f"{postgres_server.prefix}_e2e_{uuid.uuid4().hex[:8]}"
+    yield postgres_server.create(name)
+    postgres_server.drop(name)
 
 
 def _store(base_url: str, count: int) -> list[str]:
