@@ -115,6 +115,17 @@ def iter_element_views(ds: Dataset, encodings: list[str] | None = None) -> Itera
             yield view
 
 
+def first_text(ds: Dataset | None, tag: int) -> str | None:
+    """The first value of ``tag`` as text without padding, or None when absent or empty (raw or decoded)."""
+    if ds is None:
+        return None
+    view = element_view(ds, tag)
+    if view is None or not view.values:
+        return None
+    text = str(view.values[0]).strip(" \0")
+    return text or None
+
+
 def element_view(ds: Dataset, tag: int, encodings: list[str] | None = None) -> ElementView | None:
     """Return the view of ``tag`` in ``ds`` (``None`` if absent) without replacing raw elements in ``ds``.
 

@@ -24,7 +24,7 @@ from pydicom.sequence import Sequence as DicomSequence
 
 from dicom_emulator.dicom import worklist
 from dicom_emulator.dicom.identifiers import is_valid_uid
-from dicom_emulator.dicom.json_model import element_view
+from dicom_emulator.dicom.json_model import element_view, first_text
 from dicom_emulator.errors import BadRequestError, ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -137,13 +137,7 @@ def _name(tag: int) -> str:
 
 
 def _text(ds: Dataset | None, keyword: str) -> str | None:
-    if ds is None:
-        return None
-    view = element_view(ds, _tag(keyword))
-    if view is None or not view.values:
-        return None
-    text = str(view.values[0]).strip(" \0")
-    return text or None
+    return first_text(ds, _tag(keyword))
 
 
 def _items(ds: Dataset, keyword: str) -> list[Dataset]:

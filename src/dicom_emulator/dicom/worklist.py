@@ -47,7 +47,7 @@ from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 
 from dicom_emulator.dicom import matching
-from dicom_emulator.dicom.json_model import element_view
+from dicom_emulator.dicom.json_model import element_view, first_text
 
 # The short step ID: Scheduled Procedure Step ID is SH, at most 16 characters (PS3.5 Table 6.2-1).
 STEP_ID_LENGTH = 16
@@ -97,13 +97,7 @@ def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
 
 
 def _text(ds: Dataset | None, keyword: str) -> str | None:
-    if ds is None:
-        return None
-    view = element_view(ds, _tag(keyword))
-    if view is None or not view.values:
-        return None
-    text = str(view.values[0]).strip(" \0")
-    return text or None
+    return first_text(ds, _tag(keyword))
 
 
 def _set(ds: Dataset, keyword: str, value: object) -> None:
