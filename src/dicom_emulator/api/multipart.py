@@ -221,7 +221,7 @@ class _MultipartParser:
             if rest == CRLF:
                 del self._buffer[: padding + 2]
                 return False
-            if rest not in (b"", b"\r"):
+            if bytes(rest) not in (b"", b"\r"):
                 raise BadRequestError(BAD_DELIMITER_LINE_MESSAGE.format(self._boundary))
             if not await self._fill():
                 raise BadRequestError(TRUNCATED_MESSAGE.format(self._boundary))

@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydicom import config as pydicom_config
@@ -165,7 +165,8 @@ def _raw_view(ds: Dataset, raw: RawDataElement, encodings: list[str]) -> Element
     try:
         elem = convert_raw_data_element(raw, encoding=encodings, ds=ds)
         if " or " in elem.VR:
-            elem = correct_ambiguous_vr_element(elem, ds, raw.is_little_endian)
+            # A DataElement in gives a DataElement out (pydicom types it for RawDataElement too).
+            elem = cast(DataElement, correct_ambiguous_vr_element(elem, ds, raw.is_little_endian))
     except Exception:
         # Undecodable binary (e.g. a length that is not a multiple of the value size): treat as UN, which
         # metadata drops and validation skips, rather than failing the whole instance.

@@ -197,8 +197,8 @@ def _encoding(ds: Dataset) -> tuple[str, bool, bool, bool]:
 
 
 def _strip_pixel_data_and_resolve_deferred(ds: Dataset, fp: BinaryIO) -> None:
-    for tag in list(ds.keys()):
-        tag = int(tag)
+    for key in list(ds.keys()):
+        tag = int(key)
         if tag in PIXEL_DATA_TAGS:
             del ds[tag]  # its location is reported by ParsedInstance.pixel_data_offset instead
             continue

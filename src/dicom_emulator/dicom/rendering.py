@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from pydicom import Dataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi
+from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, apply_voi
 
 from dicom_emulator.dicom.values import first_of
 

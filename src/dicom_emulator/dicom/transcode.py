@@ -21,13 +21,14 @@ import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
-from pydicom import Dataset, dcmread
+from pydicom import Dataset, FileMetaDataset, dcmread
 from pydicom.encaps import encapsulate
 from pydicom.filewriter import dcmwrite
-from pydicom.pixels import get_decoder, get_encoder
+from pydicom.pixels.decoders.base import get_decoder
+from pydicom.pixels.encoders.base import get_encoder
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -258,7 +259,7 @@ def open_instance(fp: BinaryIO, *, file_size: int, frames: Sequence[FrameLocatio
             return OpenedInstance(header, syntax, None, [])
         value = full[keyword].value
         tag = int(full[keyword].tag)
-        element = PixelElement(tag, full[keyword].VR.encode("ascii"), 0, len(value))
+        element: PixelElement | None = PixelElement(tag, full[keyword].VR.encode("ascii"), 0, len(value))
         inflated = io.BytesIO(value)
         locations = frame_locations(inflated, header, element, file_size=len(value), encapsulated=False)
         return OpenedInstance(header, syntax, element, locations, inflated)
@@ -300,7 +301,11 @@ def _write_header(
             del ds[tag]
     for tag, (vr, value) in (changes or {}).items():
         ds.add_new(tag, vr, value)  # a new element: the shared one is left untouched
-    ds.file_meta = header.file_meta.copy() if getattr(header, "file_meta", None) is not None else Dataset()
+    ds.file_meta = (
+        cast(FileMetaDataset, header.file_meta.copy())
+        if getattr(header, "file_meta", None) is not None
+        else FileMetaDataset()
+    )
     ds.file_meta.add_new(0x00020010, "UI", UID(target))  # new element, as for ``changes``
     if "MediaStorageSOPClassUID" not in ds.file_meta and "SOPClassUID" in ds:
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID

@@ -13,9 +13,11 @@ import asyncio
 import logging
 import socket
 import threading
+from typing import cast
 
 from pydicom.uid import (
     JPEG2000,
+    UID,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -29,7 +31,8 @@ from pydicom.uid import (
     RLELossless,
 )
 from pynetdicom import AE, AllStoragePresentationContexts, evt
-from pynetdicom.sop_class import (
+from pynetdicom.events import EventHandlerType
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # names generated at import time, unseen by mypy
     ModalityPerformedProcedureStep,
     ModalityWorklistInformationFind,
     StudyRootQueryRetrieveInformationModelFind,
@@ -74,7 +77,8 @@ def build_ae(ae_title: str) -> AE:
     for context in AllStoragePresentationContexts:
         # Storage SCP for C-STORE; the SCP role may also be granted to a C-GET requestor (role selection,
         # PS3.7 D.3.3.4), which receives the C-STORE sub-operations on the same association.
-        ae.add_supported_context(context.abstract_syntax, STORAGE_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
+        abstract_syntax = cast(UID, context.abstract_syntax)  # set in every predefined context
+        ae.add_supported_context(abstract_syntax, STORAGE_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
     for sop_class in (
         StudyRootQueryRetrieveInformationModelFind,
         StudyRootQueryRetrieveInformationModelGet,
@@ -148,7 +152,7 @@ class DimseGateway:
             ae_title=self.ae_title,
         )
         bound = [context]
-        evt_handlers = [
+        evt_handlers: list[EventHandlerType] = [
             (evt.EVT_ACCEPTED, _log_association),
             (evt.EVT_C_ECHO, handlers.handle_echo, bound),
             (evt.EVT_C_STORE, handlers.handle_store, bound),

@@ -16,12 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pydicom import Dataset, dcmread
 from pydicom.uid import UID
+from pynetdicom.dimse_primitives import N_CREATE, N_SET
 from pynetdicom.events import Event
-from pynetdicom.sop_class import ModalityWorklistInformationFind
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # names generated at import time, unseen by mypy
+    ModalityWorklistInformationFind,
+)
 
 from dicom_emulator.dicom import status as store_codes
 from dicom_emulator.dicom import worklist
@@ -128,7 +131,7 @@ STORE_WARNING_STATUSES: dict[int, int] = {
 def status_code(exc: BaseException, service: Service) -> int:
     """The DIMSE status of ``exc`` for ``service``: the first row of :data:`ERROR_STATUSES` that applies."""
     for row in ERROR_STATUSES:
-        code = row[service.column]
+        code = cast("int | None", row[service.column])  # columns 1-4 are the status columns
         if code is not None and isinstance(exc, row[0]):
             return code
     return 0xC000  # pragma: no cover - the BaseException row always applies
@@ -225,7 +228,8 @@ FindResult = tuple[Dataset | int, Dataset | None]
 def handle_find(event: Event, ctx: HandlerContext) -> Iterator[FindResult]:
     """C-FIND: Modality Worklist (PS3.4 K) or Study Root Query (PS3.4 C)."""
     try:
-        if UID(event.request.AffectedSOPClassUID) == ModalityWorklistInformationFind:
+        # A missing Affected SOP Class UID (None) raises TypeError here, answered below as a failure status.
+        if UID(event.request.AffectedSOPClassUID) == ModalityWorklistInformationFind:  # type: ignore[arg-type]
             yield from _find_worklist(event, ctx)
         else:
             yield from _find_studies(event, ctx)
@@ -328,7 +332,7 @@ def handle_get(event: Event, ctx: HandlerContext) -> Iterator[int | FindResult]:
 def handle_n_create(event: Event, ctx: HandlerContext) -> tuple[Dataset | int, Dataset | None]:
     """MPPS N-CREATE (PS3.4 F.7.2.1)."""
     try:
-        requested = event.request.AffectedSOPInstanceUID
+        requested = cast(N_CREATE, event.request).AffectedSOPInstanceUID
         record = ctx.bridge.run(ctx.runtime.mpps.create(str(requested) if requested else None, event.attribute_list))
     except Exception as exc:
         return failure(exc, Service.N_CREATE), None
@@ -342,7 +346,7 @@ def handle_n_create(event: Event, ctx: HandlerContext) -> tuple[Dataset | int, D
 def handle_n_set(event: Event, ctx: HandlerContext) -> tuple[Dataset | int, Dataset | None]:
     """MPPS N-SET (PS3.4 F.7.2.2)."""
     try:
-        uid = str(event.request.RequestedSOPInstanceUID)
+        uid = str(cast(N_SET, event.request).RequestedSOPInstanceUID)
         ctx.bridge.run(ctx.runtime.mpps.update(uid, event.modification_list))
     except Exception as exc:
         return failure(exc, Service.N_SET), None

@@ -113,7 +113,9 @@ def _returned_tags(query: ParsedQuery, api_major: int, study_uid: str | None, se
     return tags
 
 
-def _shape(hit: SearchHit, metadata: dict[int, dict[str, Any]], tags: set[int], resource: QueryResource) -> dict:
+def _shape(
+    hit: SearchHit, metadata: dict[int, dict[str, Any]], tags: set[int], resource: QueryResource
+) -> dict[str, Any]:
     by_level = {
         Level.STUDY: metadata.get(hit.study_watermark, {}),
         Level.SERIES: metadata.get(hit.series_watermark, {}) if hit.series_watermark else {},

@@ -26,7 +26,7 @@ from pydicom.uid import generate_uid
 
 from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.json_model import dataset_to_json, json_to_dataset
-from dicom_emulator.dicom.query import Condition, Wildcard, dimse_datetime_range, normalize_string
+from dicom_emulator.dicom.query import Condition, Wildcard, dimse_datetime_range, normalize_string, parse_value
 from dicom_emulator.dicom.tags import tag_text
 from dicom_emulator.dicom.ups import requirements
 from dicom_emulator.dicom.ups.attributes import (
@@ -63,7 +63,6 @@ from dicom_emulator.dicom.ups.search import (
     SearchKey,
     WorkitemQuery,
     index_values,
-    parse_value,
     parse_workitem_query,
     search_result,
 )
@@ -282,9 +281,9 @@ class WorkitemService:
             raise WorkitemBadRequestError(message, outcome.code)
         if current is ProcedureStepState.CANCELED:
             raise WorkitemConflictError(MSG_ALREADY_CANCELED, "C304")
-        message = requirements.check_final_state(prepared)
-        if message is not None:
-            raise WorkitemBadRequestError(message)
+        final_message = requirements.check_final_state(prepared)
+        if final_message is not None:
+            raise WorkitemBadRequestError(final_message)
         new = await self._replace(row, ProcedureStepState.CANCELED, row.transaction_uid, prepared)
         return CancelResult(_record(new), MSG_CANCEL_SUCCESS)
 

@@ -126,7 +126,7 @@ def _level_of(cond: Condition) -> Level:
     if cond.tag.extended:
         return cond.tag.level
     column, _ = _COLUMNS[cond.tag.tag]
-    table = column.table  # type: ignore[attr-defined]
+    table = column.table
     if table is Study.__table__:
         return Level.STUDY
     if table is Series.__table__:

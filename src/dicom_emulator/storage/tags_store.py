@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
@@ -99,7 +100,7 @@ def value_statements(
         column = ExtendedQueryTagValue.watermark
         key = watermark
     remove = delete(ExtendedQueryTagValue).where(ExtendedQueryTagValue.tag_key == tag.tag_key, column == key)
-    add = insert(ExtendedQueryTagValue.__table__).values(
+    add = insert(cast(Table, ExtendedQueryTagValue.__table__)).values(
         tag_key=tag.tag_key,
         text_value=value.text_value,
         words=value.words,
@@ -170,7 +171,7 @@ class SqlTagStore:
         # A bare connection, not a session: this runs once per STOW request.
         async with self.sessions.kw["bind"].connect() as conn:
             rows = await conn.execute(_ACTIVE_TAGS)
-            return [_record(row) for row in rows]  # type: ignore[arg-type]
+            return [_record(row) for row in rows]
 
     async def adding(self, keys: Sequence[int]) -> list[TagRecord]:
         """The tags among ``keys`` that are still being added (their reindex has not completed)."""
@@ -186,7 +187,7 @@ class SqlTagStore:
         # A bare connection and a prebuilt statement: every QIDO request reads this.
         async with self.sessions.kw["bind"].connect() as conn:
             rows = await conn.execute(_READY_TAGS)
-            return [_record(row) for row in rows]  # type: ignore[arg-type]
+            return [_record(row) for row in rows]
 
     async def add(self, session: AsyncSession, definitions: Sequence[TagDefinition], operation_id: str) -> list[int]:
         """Insert the tags as 'adding' inside the caller's transaction (with its reindex job row)."""

@@ -199,10 +199,6 @@ class SqlWorkitemStore:
         async with self.sessions() as session:
             rows = list((await session.execute(stmt)).scalars().all())
         if exact:
-            rows = [
-                r
-                for r in rows
-                if all(_framed_wildcard_matches(getattr(r, k.column), c.pattern) for k, c in exact)  # type: ignore[union-attr]
-            ]
+            rows = [r for r in rows if all(_framed_wildcard_matches(getattr(r, k.column), c.pattern) for k, c in exact)]
             rows = rows[offset:] if limit is None else rows[offset : offset + limit]
         return [_row(r) for r in rows]

@@ -18,7 +18,8 @@ from dicom_emulator.errors import QueryValidationError
 def _build_keywords() -> dict[str, int]:
     keywords = {kw: tag for kw, tag in datadict.keyword_dict.items() if kw}
     # Repeating-group entries (e.g. OverlayData 60xx,3000) resolve to their first group, as fo-dicom's dictionary.
-    for mask, entry in datadict.RepeatersDictionary.items():
+    # datadict imports RepeatersDictionary from the private pydicom._dicom_dict without re-exporting it.
+    for mask, entry in datadict.RepeatersDictionary.items():  # type: ignore[attr-defined]
         keyword = entry[4]
         if keyword and keyword not in keywords:
             keywords[keyword] = int(mask.replace("x", "0"), 16)

@@ -168,12 +168,12 @@ def parse_qido(
         tag = parse_attribute_id(attribute_id)
         if tag is None:
             raise QueryValidationError(MSG_UNKNOWN_QUERY_PARAMETER.format(attribute_id))
-        query_tag = candidates.get(tag)
-        if query_tag is None:
+        candidate = candidates.get(tag)
+        if candidate is None:
             raise QueryValidationError(MSG_NOT_QUERYABLE.format(attribute_id))
         if tag in disabled:
             raise QueryValidationError(MSG_QUERY_DISABLED.format(attribute_id))
-        condition = parse_filter(query_tag, attribute_id, value, fuzzy=fuzzy, loose=loose)
+        condition = parse_filter(candidate, attribute_id, value, fuzzy=fuzzy, loose=loose)
         if tag in conditions:
             raise QueryValidationError(MSG_DUPLICATE_ATTRIBUTE.format(attribute_id))
         conditions[tag] = condition

@@ -224,17 +224,17 @@ def parse_workitem_query(params: Sequence[tuple[str, str]]) -> WorkitemQuery:
     conditions: dict[tuple[int, ...], tuple[SearchKey, Condition]] = {}
     for attribute_id, value in filters.items():
         path = _parse_path(attribute_id)
-        key = SEARCH_KEYS_BY_PATH.get(path) if path is not None else None
-        if key is None:
+        search_key = SEARCH_KEYS_BY_PATH.get(path) if path is not None else None
+        if search_key is None:
             raise QueryValidationError(MSG_UNSUPPORTED_SEARCH_PARAMETER.format(attribute_id))
         if not value.strip():
             raise QueryValidationError(MSG_EMPTY_VALUE.format(attribute_id))
-        condition = parse_value(key.query_tag, value, paging.fuzzy, False)
+        condition = parse_value(search_key.query_tag, value, paging.fuzzy, False)
         if condition is None:  # pragma: no cover - every search key has a value parser
             raise QueryValidationError(MSG_UNSUPPORTED_SEARCH_PARAMETER.format(attribute_id))
-        if key.path in conditions:
+        if search_key.path in conditions:
             raise QueryValidationError(MSG_DUPLICATE_ATTRIBUTE.format(attribute_id))
-        conditions[key.path] = (key, condition)
+        conditions[search_key.path] = (search_key, condition)
 
     fields = [dotnet_trim(part) for value in include_values for part in value.split(",")]
     include_all = False
