@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from tests.e2e.server import free_port, running_emulator
 from tests.factories import make_dataset, multipart, new_uid, to_bytes
@@ -59,12 +61,14 @@ def test_two_workers_share_one_store_and_one_change_feed(tmp_path: Path) -> None
             again = client.post("/v2/studies", content=bodies[0][0], headers={**ACCEPT, "Content-Type": bodies[0][1]})
             assert again.status_code == 409
             assert '"Value":[45070]' in again.text.replace(" ", "")
-        echo = subprocess.run(
-            ["echoscu", "-aec", "DICOM_EMULATOR", "127.0.0.1", str(dimse_port)], capture_output=True, check=False
-        )
-        if echo.returncode == 127:  # pragma: no cover - dcmtk missing on this machine
-            pytest.skip("echoscu not installed")
-        assert echo.returncode == 0, echo.stderr
+        # Several C-ECHO associations: each lands on one of the two workers listening on the port.
+        ae = AE(ae_title="WORKERS_TEST")
+        ae.add_requested_context(Verification)
+        for _ in range(4):
+            assoc = ae.associate("127.0.0.1", dimse_port, ae_title="DICOM_EMULATOR")
+            assert assoc.is_established
+            assert assoc.send_c_echo().Status == 0x0000
+            assoc.release()
 
 
 def test_killing_the_supervisor_takes_the_workers_with_it(tmp_path: Path) -> None:

@@ -22,10 +22,8 @@ from dicom_emulator.dicom.identifiers import is_valid_uid
 from dicom_emulator.dicom.json_model import json_to_dataset
 from dicom_emulator.dicom.query import MAX_LIMIT, Condition, ParsedQuery, parse_filter, trim
 from dicom_emulator.dicom.tags import (
-    ALL_EXTRA_TAGS,
     CORE_QUERY_TAGS_BY_TAG,
-    V1_DEFAULT_TAGS,
-    V2_DEFAULT_TAGS,
+    TAG_LEVELS,
     Level,
     QueryResource,
     QueryTag,
@@ -55,15 +53,9 @@ RESOURCES: dict[str, QueryResource] = {
 }
 _DEPTH = {Level.STUDY: 0, Level.SERIES: 1, Level.INSTANCE: 2}
 
-# The level an attribute belongs to, from the QIDO attribute tables (unknown attributes: the query's level).
-_TAG_LEVEL: dict[int, Level] = {}
-for _level in (Level.INSTANCE, Level.SERIES, Level.STUDY):
-    for _table in (V1_DEFAULT_TAGS, V2_DEFAULT_TAGS, ALL_EXTRA_TAGS):
-        for _tag in _table[_level]:
-            _TAG_LEVEL[_tag] = _level
-for _query_tag in CORE_QUERY_TAGS_BY_TAG.values():
-    _TAG_LEVEL[_query_tag.tag] = _query_tag.level
-_TAG_LEVEL.pop(SPECIFIC_CHARACTER_SET, None)
+# The level an attribute belongs to, from the QIDO attribute tables (unknown attributes: the query's level);
+# Specific Character Set is returned at every level.
+_TAG_LEVEL: dict[int, Level] = {tag: level for tag, level in TAG_LEVELS.items() if tag != SPECIFIC_CHARACTER_SET}
 
 
 @dataclass(frozen=True)
