@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -88,6 +90,18 @@ async def test_put_replaces_existing_without_45070(client: httpx.AsyncClient) ->
     meta = (await client.get(f"/v2/studies/{study}/metadata", headers=ACCEPT)).json()
     assert len(meta) == 1
     assert meta[0]["00100010"]["Value"] == [{"Alphabetic": "After^Name"}]
+
+
+async def test_concurrent_puts_of_one_new_instance_all_succeed(client: httpx.AsyncClient) -> None:
+    # PUT never answers 45070: a PUT that loses the race for a new instance replaces the winner's version
+    # (on PostgreSQL this also needs one lock order for study, series and instance rows: no deadlock, no 272).
+    ds = make_dataset()
+    body, ctype = multipart([to_bytes(ds)])
+    headers = {**ACCEPT, "Content-Type": ctype}
+    answers = await asyncio.gather(*(client.put("/v2/studies", content=body, headers=headers) for _ in range(10)))
+    assert [a.status_code for a in answers] == [200] * 10
+    found = await client.get(f"/v2/studies/{ds.StudyInstanceUID}/instances", headers=ACCEPT)
+    assert len(found.json()) == 1
 
 
 async def test_single_part_application_dicom(client: httpx.AsyncClient) -> None:

@@ -173,11 +173,7 @@ def _add_one(
         "series_uid": new.series_uid,
         "sop_uid": new.sop_uid,
     }
-    old_blob = None
-    if replace:
-        # Upsert: the older version goes in this same transaction (its file after commit).
-        old_blob = conn.execute(_DELETE_INSTANCE, identity).scalar()
-    elif check and conn.execute(_FIND_INSTANCE, identity).first() is not None:
+    if not replace and check and conn.execute(_FIND_INSTANCE, identity).first() is not None:
         return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE))
     study_values = {"expires_at": new.expires_at, **new.study_values}
     study_key = _upsert(
@@ -194,6 +190,13 @@ def _add_one(
         {"study_key": study_key, "partition_key": new.partition_key, "series_uid": new.series_uid},
         new.series_values,
     )
+    old_blob = None
+    if replace:
+        # Upsert: the older version goes in this same transaction (its file after commit). Only now, after
+        # the study and series rows: every writer locks study → series → instance in that order, so two
+        # PUTs of one instance on PostgreSQL cannot deadlock (one holding the study row, the other the
+        # instance row it deleted).
+        old_blob = conn.execute(_DELETE_INSTANCE, identity).scalar()
     watermark = conn.execute(
         _INSERT_INSTANCE,
         {
