@@ -50,8 +50,6 @@ class StoreRequest:
     replace: bool = False
     expires_at: datetime | None = None
     partition_key: int = 1
-    # Extended query tags in force, loaded once per request; None = load them for this instance.
-    extended_tags: frozenset[int] | None = None
 
 
 # Instances indexed per transaction: a STOW request of any size commits in batches of this many, so a
@@ -145,7 +143,7 @@ class StoreService:
     async def extended_tags(self) -> frozenset[int]:
         """The extended query tags new instances are validated against (v1 fails invalid values).
 
-        A multi-instance request loads them once (StoreRequest.extended_tags); indexing reads them
+        A request loads them once (see store_many); indexing reads them
         again inside each store transaction, so a tag added meanwhile is never missed by the index.
         """
         return frozenset(t.definition.tag for t in await self.tags.active())
@@ -168,8 +166,8 @@ class StoreService:
             # Extended query tags in force now: v1 fails instances whose values are invalid (azure-behaviour §7.5).
             # They are read once per request: in the first part's worker thread where the tag store can read
             # without the event loop (SQLite file), else here.
-            extended = request.extended_tags
-            if extended is None and not self.tags.reads_blocking:
+            extended: frozenset[int] | None = None
+            if not self.tags.reads_blocking:
                 extended = await self.extended_tags()
             for position, path in enumerate(paths):
                 outcome, new, extended = await self._prepare(path, request, extended)

@@ -19,11 +19,11 @@ CHUNK_SIZE = 1024 * 1024  # bytes read per chunk when streaming a blob out
 class BlobStore(Protocol):
     """The narrow interface the services use to keep instance files."""
 
-    async def put_file(self, key: str, source: Path) -> None:
-        """Move the finished temp file ``source`` to ``key`` (atomic rename where possible)."""
-
     def put_file_blocking(self, key: str, source: Path) -> None:
-        """:meth:`put_file` for code already running in a worker thread (the store path)."""
+        """Move the finished temp file ``source`` to ``key`` (atomic rename where possible).
+
+        Blocking: the store path calls it from its worker thread, together with parsing the file.
+        """
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """Stream the blob (or a byte range of it) in chunks."""
@@ -53,9 +53,6 @@ class FileSystemBlobStore:
         if not path.startswith(self._real_root + os.sep):
             raise ValueError(f"blob key escapes the store: {key!r}")
         return Path(path)
-
-    async def put_file(self, key: str, source: Path) -> None:
-        await asyncio.to_thread(self.put_file_blocking, key, source)
 
     def put_file_blocking(self, key: str, source: Path) -> None:
         target = self._path(key)
@@ -111,9 +108,6 @@ class MemoryBlobStore:
 
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
-
-    async def put_file(self, key: str, source: Path) -> None:
-        await asyncio.to_thread(self.put_file_blocking, key, source)
 
     def put_file_blocking(self, key: str, source: Path) -> None:
         self._blobs[key] = source.read_bytes()

@@ -151,19 +151,6 @@ class SqlIndex:
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         return dialect.insert(table).on_conflict_do_nothing()
 
-    async def add_instance(self, new: NewInstance, *, replace: bool) -> tuple[int, str | None]:
-        """Make ``new`` visible with its change-feed entry, in one transaction.
-
-        Returns the new watermark and, when ``replace`` swapped out an older version, that version's
-        blob key (to delete after commit). Raises :class:`InstanceAlreadyExistsError` when the
-        instance exists and ``replace`` is False, also when another process won the race.
-        """
-        (result,) = await self.add_instances([new], replace=replace)
-        if result.error is not None:
-            raise result.error
-        assert result.watermark is not None
-        return result.watermark, result.old_blob
-
     async def add_instances(self, batch: Sequence[NewInstance], *, replace: bool) -> list[AddResult]:
         """Make each instance of ``batch`` visible with its change-feed entry, in ONE transaction.
 
