@@ -31,6 +31,8 @@ from dicom_emulator.config import Settings
 from tests.apps import APP_POOL, asgi_client
 from tests.databases import PostgresServer, copy_sqlite_template, make_sqlite_template
 
+pytest_plugins = ["tests.azurite"]  # the ``azurite`` fixture: a real Azurite on free ports
+
 # Tests must not inherit a developer's emulator configuration (procrastinate-style hygiene).
 for _key in list(os.environ):
     if _key.startswith("DICOM_EMULATOR_") and not _key.startswith("DICOM_EMULATOR_TEST_"):
