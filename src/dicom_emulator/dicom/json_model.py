@@ -87,6 +87,31 @@ class ElementView:
     values: list[Any] = field(default_factory=list)
 
 
+class ViewMemo:
+    """Element views of one parsed instance, each built once and shared by validation, indexing and JSON.
+
+    Building a view decodes the raw element (the costly part of a store); STOW needs every view at least
+    twice (v2 validation walks the whole dataset, then the metadata JSON does). Keyed by dataset identity,
+    so the datasets are kept referenced for the memo's lifetime (an id is never reused meanwhile).
+    """
+
+    __slots__ = ("_pinned", "_views")
+
+    def __init__(self) -> None:
+        self._views: dict[tuple[int, int], ElementView | None] = {}
+        self._pinned: dict[int, Dataset] = {}
+
+    def view(self, ds: Dataset, tag: int, encodings: list[str]) -> ElementView | None:
+        key = (id(ds), tag)
+        try:
+            return self._views[key]
+        except KeyError:
+            pass
+        self._pinned.setdefault(id(ds), ds)
+        view = self._views[key] = _build_view(ds, tag, encodings)
+        return view
+
+
 def dataset_encodings(ds: Dataset, parent: list[str] | None = None) -> list[str]:
     """Python codecs for ``ds``: its own Specific Character Set, else the enclosing dataset's (PS3.5 §7.5.3)."""
     elem = ds.get_item(_SPECIFIC_CHARACTER_SET, keep_deferred=True)
@@ -106,11 +131,13 @@ def dataset_encodings(ds: Dataset, parent: list[str] | None = None) -> list[str]
         return parent if parent is not None else [default_encoding]
 
 
-def iter_element_views(ds: Dataset, encodings: list[str] | None = None) -> Iterator[ElementView]:
+def iter_element_views(
+    ds: Dataset, encodings: list[str] | None = None, memo: ViewMemo | None = None
+) -> Iterator[ElementView]:
     """Yield a view of every top-level element of ``ds`` in tag order (file meta excluded by pydicom)."""
     encodings = encodings if encodings is not None else dataset_encodings(ds)
     for tag in sorted(int(t) for t in ds.keys()):
-        view = element_view(ds, tag, encodings)
+        view = element_view(ds, tag, encodings, memo)
         if view is not None:
             yield view
 
@@ -126,17 +153,25 @@ def first_text(ds: Dataset | None, tag: int) -> str | None:
     return text or None
 
 
-def element_view(ds: Dataset, tag: int, encodings: list[str] | None = None) -> ElementView | None:
+def element_view(
+    ds: Dataset, tag: int, encodings: list[str] | None = None, memo: ViewMemo | None = None
+) -> ElementView | None:
     """Return the view of ``tag`` in ``ds`` (``None`` if absent) without replacing raw elements in ``ds``.
 
     Raw elements are decoded here rather than by pydicom because pydicom strips trailing NULs and spaces
     from every value, which would lose the NUL padding Azure preserves and validates (azure-behaviour §2.3,
-    azure-behaviour §3.5).
+    azure-behaviour §3.5). With a ``memo``, a view already built for this dataset and tag is reused.
     """
+    encodings = encodings if encodings is not None else dataset_encodings(ds)
+    if memo is not None:
+        return memo.view(ds, tag, encodings)
+    return _build_view(ds, tag, encodings)
+
+
+def _build_view(ds: Dataset, tag: int, encodings: list[str]) -> ElementView | None:
     elem = ds.get_item(tag, keep_deferred=True)
     if elem is None:
         return None
-    encodings = encodings if encodings is not None else dataset_encodings(ds)
     if isinstance(elem, RawDataElement):
         return _raw_view(ds, elem, encodings)
     return _converted_view(ds, elem)
@@ -273,17 +308,21 @@ def _exclusion_tree(paths: Collection[ElementPath]) -> dict[int, _Exclusion]:
     return root
 
 
-def dataset_to_json(ds: Dataset, *, exclude: Collection[ElementPath] = ()) -> dict[str, Any]:
+def dataset_to_json(
+    ds: Dataset, *, exclude: Collection[ElementPath] = (), memo: ViewMemo | None = None
+) -> dict[str, Any]:
     """Return ``ds`` as a DICOM JSON object exactly as Azure stores and returns metadata (azure-behaviour §3.5).
 
     Keys are 8 upper-case hex digits; group-length (gggg,0000) and file meta (0002,xxxx) elements are
     omitted (PS3.18 F.2.2); bulk-data VRs (OB, OD, OF, OL, OV, OW, UN) are omitted at every depth
     (azure-behaviour §3.5); private elements are kept; elements at ``exclude`` paths are omitted.
     """
-    return _dataset_json(ds, _exclusion_tree(exclude), None)
+    return _dataset_json(ds, _exclusion_tree(exclude), None, memo)
 
 
-def _dataset_json(ds: Dataset, exclusions: dict[int, _Exclusion], parent: list[str] | None) -> dict[str, Any]:
+def _dataset_json(
+    ds: Dataset, exclusions: dict[int, _Exclusion], parent: list[str] | None, memo: ViewMemo | None
+) -> dict[str, Any]:
     encodings = dataset_encodings(ds, parent)
     result: dict[str, Any] = {}
     for tag in sorted(int(t) for t in ds.keys()):
@@ -293,18 +332,20 @@ def _dataset_json(ds: Dataset, exclusions: dict[int, _Exclusion], parent: list[s
         node = exclusions.get(tag)
         if node is not None and node.whole:
             continue
-        view = element_view(ds, tag, encodings)
+        view = element_view(ds, tag, encodings, memo)
         if view is None or view.vr in BULK_DATA_VRS:
             continue
-        result[f"{tag:08X}"] = _element_json(view, node, encodings)
+        result[f"{tag:08X}"] = _element_json(view, node, encodings, memo)
     return result
 
 
-def _element_json(view: ElementView, node: _Exclusion | None, encodings: list[str]) -> dict[str, Any]:
+def _element_json(
+    view: ElementView, node: _Exclusion | None, encodings: list[str], memo: ViewMemo | None
+) -> dict[str, Any]:
     vr = view.vr
     if vr == "SQ":
         items = [
-            _dataset_json(item, node.items.get(index, {}) if node is not None else {}, encodings)
+            _dataset_json(item, node.items.get(index, {}) if node is not None else {}, encodings, memo)
             for index, item in enumerate(view.values)
         ]
         # azure-behaviour §1.4: an empty sequence is {"vr":"SQ"} without a Value.

@@ -14,6 +14,7 @@ the exact accept/reject decisions are what an emulator must reproduce.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Collection
@@ -29,6 +30,7 @@ from dicom_emulator.dicom.json_model import (
     STRING_VRS,
     ElementPath,
     ElementView,
+    ViewMemo,
     dataset_encodings,
     element_view,
     iter_element_views,
@@ -107,29 +109,31 @@ def validate_for_store(
     is_implicit_vr: bool,
     route_study_uid: str | None,
     indexed_tags: Collection[int],
+    memo: ViewMemo | None = None,
 ) -> StoreValidation:
     """Validate one parsed instance for STOW as Azure does (azure-behaviour §2.3 steps 2-6).
 
     ``indexed_tags`` are the extended query tags to validate in v1; the core QIDO tags
-    (``tags.CORE_QUERY_TAGS``) are always added (passing them again is harmless).
+    (``tags.CORE_QUERY_TAGS``) are always added (passing them again is harmless). A ``memo`` shares the
+    element views with whatever reads the same dataset next (the metadata JSON).
     """
     encodings = dataset_encodings(ds)
     errors = _Errors()
     is_v2 = api_major >= 2
-    _check_required_tags(ds, encodings, route_study_uid, is_v2, errors)
+    _check_required_tags(ds, encodings, route_study_uid, is_v2, errors, memo)
 
     multiple_values = False
     if is_v2:
         # Core tags with the lenient rules (NUL padding ignored); errors here fail the instance.
         for tag in _REQUIRED_CORE_TAGS:
-            multiple_values |= _validate_indexed(ds, tag, encodings, errors, lenient=True)
+            multiple_values |= _validate_indexed(ds, tag, encodings, errors, memo, lenient=True)
         # Everything else with fo-dicom's full rules; errors here are warnings.
-        _full_validation_warnings(ds, encodings, errors)
+        _full_validation_warnings(ds, encodings, errors, memo)
     else:
         query_tags = [t.tag for t in CORE_QUERY_TAGS]
         query_tags += [int(t) for t in indexed_tags if int(t) not in query_tags]
         for tag in query_tags:
-            multiple_values |= _validate_indexed(ds, tag, encodings, errors, lenient=False)
+            multiple_values |= _validate_indexed(ds, tag, encodings, errors, memo, lenient=False)
 
     comments = [error_comment(tag, message) for tag, (message, _) in errors.by_tag.items()]
     failed = any(core for _, core in errors.by_tag.values()) if is_v2 else bool(errors.by_tag)
@@ -164,11 +168,16 @@ def validate_for_store(
 
 
 def _check_required_tags(
-    ds: Dataset, encodings: list[str], route_study_uid: str | None, is_v2: bool, errors: _Errors
+    ds: Dataset,
+    encodings: list[str],
+    route_study_uid: str | None,
+    is_v2: bool,
+    errors: _Errors,
+    memo: ViewMemo | None,
 ) -> None:
     study_uid = ""
     for tag in (SOP_CLASS_UID, STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID):
-        value = _single_value(ds, tag, encodings)
+        value = _single_value(ds, tag, encodings, memo)
         if value is None:
             errors.add(tag, missing_tag_message(tag), core=True)
             return
@@ -179,13 +188,13 @@ def _check_required_tags(
         errors.add(STUDY_INSTANCE_UID, MISMATCH_STUDY_MESSAGE, core=True)
         return
     # v1: PatientID present with a value; v2: present (an empty value is only a warning, added later).
-    if (_single_value(ds, PATIENT_ID, encodings) is None) if not is_v2 else (PATIENT_ID not in ds):
+    if (_single_value(ds, PATIENT_ID, encodings, memo) is None) if not is_v2 else (PATIENT_ID not in ds):
         errors.add(PATIENT_ID, missing_tag_message(PATIENT_ID), core=True)
 
 
-def _single_value(ds: Dataset, tag: int, encodings: list[str]) -> str | None:
+def _single_value(ds: Dataset, tag: int, encodings: list[str], memo: ViewMemo | None) -> str | None:
     # fo-dicom TryGetSingleValue<string>: the element exists and has exactly one value.
-    view = element_view(ds, tag, encodings)
+    view = element_view(ds, tag, encodings, memo)
     if view is None or view.vr == "SQ" or len(view.values) != 1:
         return None
     return str(view.values[0])
@@ -196,9 +205,11 @@ def _single_value(ds: Dataset, tag: int, encodings: list[str]) -> str | None:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _validate_indexed(ds: Dataset, tag: int, encodings: list[str], errors: _Errors, *, lenient: bool) -> bool:
+def _validate_indexed(
+    ds: Dataset, tag: int, encodings: list[str], errors: _Errors, memo: ViewMemo | None, *, lenient: bool
+) -> bool:
     """Validate one indexed tag; return True when it is valid and has several values (step 6)."""
-    view = element_view(ds, tag, encodings)
+    view = element_view(ds, tag, encodings, memo)
     if view is None or view.vr == "SQ":
         return False  # absent, or not an element: nothing to index
     name = _friendly_name(tag)
@@ -341,13 +352,13 @@ def _has_control_except_esc(text: str) -> bool:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _full_validation_warnings(ds: Dataset, encodings: list[str], errors: _Errors) -> None:
+def _full_validation_warnings(ds: Dataset, encodings: list[str], errors: _Errors, memo: ViewMemo | None) -> None:
     # Same traversal as Azure (a stack): the dataset's own elements first, then pushed items, last first.
     stack: list[tuple[Dataset, list[str]]] = [(ds, encodings)]
     while stack:
         current, inherited = stack.pop()
         current_encodings = dataset_encodings(current, inherited)
-        for view in iter_element_views(current, current_encodings):
+        for view in iter_element_views(current, current_encodings, memo):
             if view.vr == "SQ":
                 stack.extend((item, current_encodings) for item in view.values)
                 continue
@@ -381,15 +392,26 @@ def _multiplicity_message(view: ElementView) -> str | None:
     count = len(view.values)
     if (view.tag >> 16) % 2 == 1 or count == 0 or view.vr in SINGLE_VALUED_STRING_VRS:
         return None
-    try:
-        minimum, maximum, text = _parse_vm(str(dictionary_VM(view.tag)))
-        name = dictionary_description(view.tag)
-    except (KeyError, ValueError):
+    vm = _dictionary_vm(view.tag)
+    if vm is None:
         return None
+    minimum, maximum, text = vm
     if minimum <= count <= maximum:
         return None
-    content = f"{tag_text(view.tag)} {view.vr} {name}"
+    content = f"{tag_text(view.tag)} {view.vr} {dictionary_description(view.tag)}"
     return _content_message(content, view.vr, f"Number of items {count} does not match ValueMultiplicity {text}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary_vm(tag: int) -> tuple[int, float, str] | None:
+    """The parsed dictionary VM of a public tag, or None when pydicom's dictionary does not know it.
+
+    Cached: every element of every stored instance is checked, against a dictionary that never changes.
+    """
+    try:
+        return _parse_vm(str(dictionary_VM(tag)))
+    except (KeyError, ValueError):
+        return None
 
 
 def _parse_vm(vm: str) -> tuple[int, float, str]:

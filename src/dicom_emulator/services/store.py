@@ -26,7 +26,7 @@ from dicom_emulator.dicom import status
 from dicom_emulator.dicom.frames import frames_json_for
 from dicom_emulator.dicom.identifiers import is_valid_uid
 from dicom_emulator.dicom.indexing import number_of_frames, series_index_values, study_index_values
-from dicom_emulator.dicom.json_model import dataset_to_json
+from dicom_emulator.dicom.json_model import ViewMemo, dataset_to_json
 from dicom_emulator.dicom.reading import InvalidDicomInstanceError, ParsedInstance, read_instance
 from dicom_emulator.dicom.tags import CORE_QUERY_TAGS
 from dicom_emulator.dicom.validation import validate_for_store
@@ -99,6 +99,7 @@ def _prepare(path: Path, request: StoreRequest, extended_tags: Collection[int]) 
     _zero_preamble(path)
     parsed = read_instance(path)
     ds = parsed.dataset
+    memo = ViewMemo()  # validation and the metadata JSON decode each element once between them
     outcome = StoreOutcome(
         sop_class_uid=_text(ds, "SOPClassUID"),
         sop_uid=_text(ds, "SOPInstanceUID"),
@@ -111,6 +112,7 @@ def _prepare(path: Path, request: StoreRequest, extended_tags: Collection[int]) 
         is_implicit_vr=parsed.is_implicit_vr,
         route_study_uid=request.route_study_uid,
         indexed_tags=_CORE_TAGS | frozenset(extended_tags),
+        memo=memo,
     )
     outcome.multiple_values_warning = result.multiple_values_in_indexed_tag
     if result.failed:
@@ -125,7 +127,7 @@ def _prepare(path: Path, request: StoreRequest, extended_tags: Collection[int]) 
     outcome.warning_reason = result.warning_reason
     outcome.comments = list(result.warning_comments)
     exclude = result.invalid_paths if request.api_major >= 2 else ()
-    metadata = dataset_to_json(ds, exclude=exclude)
+    metadata = dataset_to_json(ds, exclude=exclude, memo=memo)
     # Frame byte ranges, so frame retrieval never parses the file (architecture invariant 4, §3.4).
     with open(path, "rb") as fh:
         frames_json = frames_json_for(fh, parsed)
