@@ -51,8 +51,9 @@ def create_sync_sqlite_engine(url: str) -> Engine | None:
     engine = sa_create_engine(
         "sqlite:///" + url.removeprefix("sqlite+aiosqlite:///"),
         connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=2,
-        max_overflow=2,
+        # The store transaction and QIDO/metadata reads run on it from worker threads.
+        pool_size=4,
+        max_overflow=4,
     )
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine

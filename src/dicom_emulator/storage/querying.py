@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, and_, bindparam, exists, false, func, select
+from sqlalchemy.engine import Connection
 
 from dicom_emulator.dicom.extended_tags import FLOAT_VRS, INTEGER_VRS
 from dicom_emulator.dicom.query import (
@@ -148,8 +148,53 @@ class SearchHit:
     modalities: list[str] = field(default_factory=list)
 
 
-async def search(
-    session: AsyncSession,
+# Prebuilt (an expanding IN): every QIDO page and metadata retrieval runs it.
+METADATA_FOR = select(Instance.watermark, Instance.metadata_json).where(
+    Instance.watermark.in_(bindparam("watermarks", expanding=True))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of hits with the stored DICOM JSON text of every study, series and instance they name."""
+
+    hits: list[SearchHit]
+    metadata: dict[int, str]
+
+
+def search_page(
+    conn: Connection,
+    query: ParsedQuery,
+    *,
+    partition_key: int,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    extended_keys: Mapping[int, int] | None = None,
+) -> SearchPage:
+    """:func:`search` plus the metadata of the hits, on one connection (one thread hop per QIDO request)."""
+    hits = search(
+        conn,
+        query,
+        partition_key=partition_key,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        extended_keys=extended_keys,
+    )
+    watermarks = {h.study_watermark for h in hits}
+    watermarks |= {h.series_watermark for h in hits if h.series_watermark is not None}
+    watermarks |= {h.instance_watermark for h in hits if h.instance_watermark is not None}
+    return SearchPage(hits, metadata_texts(conn, sorted(watermarks)))
+
+
+def metadata_texts(conn: Connection, watermarks: list[int]) -> dict[int, str]:
+    """Stored DICOM JSON text by watermark."""
+    if not watermarks:
+        return {}
+    return {row[0]: row[1] for row in conn.execute(METADATA_FOR, {"watermarks": watermarks})}
+
+
+def search(
+    conn: Connection,
     query: ParsedQuery,
     *,
     partition_key: int,
@@ -187,7 +232,7 @@ async def search(
         if by_level[Level.INSTANCE]:
             stmt = stmt.where(exists().where(Instance.study_key == Study.study_key, *by_level[Level.INSTANCE]))
         stmt = stmt.order_by(Study.latest_watermark.desc()).offset(query.offset).limit(query.limit)
-        hits = [SearchHit(study_watermark=w, study_key=k) for k, w in (await session.execute(stmt)).all()]
+        hits = [SearchHit(study_watermark=w, study_key=k) for k, w in conn.execute(stmt).all()]
     elif level is Level.SERIES:
         stmt = (
             select(Series.series_key, Series.latest_watermark, Study.study_key, Study.latest_watermark)
@@ -200,7 +245,7 @@ async def search(
         stmt = stmt.order_by(Series.latest_watermark.desc()).offset(query.offset).limit(query.limit)
         hits = [
             SearchHit(study_watermark=sw, series_watermark=w, study_key=stk, series_key=sk)
-            for sk, w, stk, sw in (await session.execute(stmt)).all()
+            for sk, w, stk, sw in conn.execute(stmt).all()
         ]
     else:
         stmt = (
@@ -217,27 +262,25 @@ async def search(
         )
         hits = [
             SearchHit(study_watermark=sw, series_watermark=w2, instance_watermark=w, study_key=stk, series_key=sk)
-            for w, sk, w2, stk, sw in (await session.execute(stmt)).all()
+            for w, sk, w2, stk, sw in conn.execute(stmt).all()
         ]
     if hits:
-        await _computed(session, hits)
+        _computed(conn, hits)
     return hits
 
 
-async def _computed(session: AsyncSession, hits: list[SearchHit]) -> None:
+def _computed(conn: Connection, hits: list[SearchHit]) -> None:
     """Instance counts and modalities of the page's studies and series, in two grouped queries."""
     study_keys = {h.study_key for h in hits}
     counts = dict(
-        (
-            await session.execute(
-                select(Instance.study_key, func.count())
-                .where(Instance.study_key.in_(study_keys))
-                .group_by(Instance.study_key)
-            )
+        conn.execute(
+            select(Instance.study_key, func.count())
+            .where(Instance.study_key.in_(study_keys))
+            .group_by(Instance.study_key)
         ).all()
     )
     modalities: dict[int, list[str]] = {}
-    rows = await session.execute(
+    rows = conn.execute(
         select(Series.study_key, Series.modality)
         .where(Series.study_key.in_(study_keys), Series.modality.is_not(None))
         .distinct()
@@ -250,12 +293,10 @@ async def _computed(session: AsyncSession, hits: list[SearchHit]) -> None:
     series_counts: dict[int, int] = {}
     if series_keys:
         series_counts = dict(
-            (
-                await session.execute(
-                    select(Instance.series_key, func.count())
-                    .where(Instance.series_key.in_(series_keys))
-                    .group_by(Instance.series_key)
-                )
+            conn.execute(
+                select(Instance.series_key, func.count())
+                .where(Instance.series_key.in_(series_keys))
+                .group_by(Instance.series_key)
             ).all()
         )
     for hit in hits:

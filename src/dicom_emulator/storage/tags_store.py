@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -137,6 +138,11 @@ def active_tags_sync(conn: Connection) -> list[TagRecord]:
     return [_record(row) for row in conn.execute(_ACTIVE_TAGS)]  # type: ignore[arg-type]
 
 
+def ready_tags_sync(conn: Connection) -> list[TagRecord]:
+    """The ready (queryable) extended query tags, on a synchronous connection (the QIDO read hop)."""
+    return [_record(row) for row in conn.execute(_READY_TAGS)]  # type: ignore[arg-type]
+
+
 class SqlTagStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, sync_engine: Engine | None = None) -> None:
         self.sessions = sessions
@@ -184,7 +190,16 @@ class SqlTagStore:
             return [_record(r) for r in rows.scalars().all()]
 
     async def ready(self) -> list[TagRecord]:
-        # A bare connection and a prebuilt statement: every QIDO request reads this.
+        # A bare connection and a prebuilt statement: every QIDO request reads this. On a SQLite file, in a
+        # worker thread on the synchronous engine (one hop, not aiosqlite's several per statement).
+        sync_engine = self._sync_engine
+        if sync_engine is not None:
+
+            def _read() -> list[TagRecord]:
+                with sync_engine.connect() as conn:
+                    return ready_tags_sync(conn)
+
+            return await asyncio.to_thread(_read)
         async with self.sessions.kw["bind"].connect() as conn:
             rows = await conn.execute(_READY_TAGS)
             return [_record(row) for row in rows]

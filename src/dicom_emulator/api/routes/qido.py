@@ -28,8 +28,9 @@ async def _search(
     study = validate_uid(study, "StudyInstanceUid") if study is not None else None
     series = validate_uid(series, "SeriesInstanceUid") if series is not None else None
     params = request.query_params.multi_items()
-    search = await runtime.search.parse(params, resource, study_uid=study, series_uid=series)
-    results = await runtime.search.search(search, api_major=api.major, study_uid=study, series_uid=series)
+    search, results = await runtime.search.run(
+        params, resource, api_major=api.major, study_uid=study, series_uid=series
+    )
     # Filters on extended query tags that have indexing errors are named in this header (azure-behaviour §4.7).
     headers = {"erroneous-dicom-attributes": ",".join(search.erroneous_keys)} if search.erroneous_keys else None
     if not results:
