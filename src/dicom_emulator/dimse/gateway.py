@@ -31,6 +31,7 @@ from pydicom.uid import (
     RLELossless,
 )
 from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import _config as pynetdicom_config
 from pynetdicom.events import EventHandlerType
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # names generated at import time, unseen by mypy
     ModalityPerformedProcedureStep,
@@ -68,6 +69,9 @@ STORAGE_TRANSFER_SYNTAXES = [
 
 def build_ae(ae_title: str) -> AE:
     """The Application Entity and the presentation contexts it accepts as SCP."""
+    # Received C-STORE data sets go to a file as they arrive instead of into memory (handlers._spool); a
+    # process-wide pynetdicom setting, and this process's only Storage SCP is this one.
+    pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
     ae = AE(ae_title=ae_title)
     ae.maximum_associations = MAX_ASSOCIATIONS
     # Receive PDUs of up to 1 MiB: a peer then sends a 500 KB instance in one P-DATA PDU instead of ~32 of

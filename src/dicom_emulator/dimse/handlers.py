@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -180,12 +181,27 @@ def handle_echo(event: Event, ctx: HandlerContext) -> int:
 
 
 def _spool(event: Event, spool_dir: Path) -> Path:
-    """The received data set as a Part 10 file (file meta + the bytes as sent, not re-encoded) in the spool."""
+    """The received data set as a Part 10 file (file meta + the bytes as sent, not re-encoded) in the spool.
+
+    The gateway has pynetdicom write each received data set to a temporary file as its P-DATA arrive
+    (``STORE_RECV_CHUNKED_DATASET``), so a C-STORE is never held in memory, like a STOW part. That file is
+    moved into the spool (copied when the system temp dir is another filesystem); the store consumes it, and
+    pynetdicom's own best-effort unlink afterwards finds nothing.
+    """
     fd, name = tempfile.mkstemp(prefix="dimse-", suffix=".dcm", dir=spool_dir)
     path = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(event.encoded_dataset(include_meta=True))
+        try:
+            received = event.dataset_path
+        except ValueError:  # chunked receive is off (pynetdicom configured elsewhere): the data set is in memory
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(event.encoded_dataset(include_meta=True))
+            return path
+        os.close(fd)
+        try:
+            os.replace(received, path)
+        except OSError:
+            shutil.copyfile(received, path)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
