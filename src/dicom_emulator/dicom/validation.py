@@ -442,7 +442,9 @@ def _content_message(content: str, vr: str, detail: str) -> str:
     return f'Content "{content}" does not validate VR {vr}: {detail}'
 
 
+@functools.lru_cache(maxsize=16384)
 def _validate_string(vr: str, content: str) -> str | None:
+    # Cached: the same values (names, dates, codes, the study's UIDs) recur in every instance of a study.
     validator = _STRING_VALIDATORS.get(vr)
     if validator is None:
         return None
