@@ -179,7 +179,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     reuse_port=settings.resolved_workers > 1,
                 )
                 await gateway.start()
-            logger.info("dicom-emulator %s ready: %s", __version__, settings.describe())
+            # One line a user (and the pytest plugin, pytest_plugin.py) reads: where to point a client.
+            logger.info(
+                "dicom-emulator %s ready on %s (API docs: %s/emulator/docs): %s",
+                __version__,
+                settings.base_url,
+                settings.base_url,
+                settings.describe(),
+            )
             yield
         finally:
             if gateway is not None:
@@ -202,7 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(VersionGuardMiddleware)
-    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    origins = settings.cors_origin_list
     if origins:
         # Outermost, so preflights and error responses carry the headers too. Browsers may only read
         # the headers listed in expose_headers (Location for operations, ETag for metadata caching...).

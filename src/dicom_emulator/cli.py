@@ -4,50 +4,116 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from dicom_emulator import __version__
 from dicom_emulator.config import Settings
+from dicom_emulator.startup import StartupError, bind_http, check_dimse_port, explain_settings_error, prepare
 
 logger = logging.getLogger("dicom_emulator")
 
 
+def _env(name: str) -> str:
+    return f"DICOM_EMULATOR_{name.upper()}"
+
+
+# Settings only the environment sets (listed in ``serve --help``'s epilog).
+_ENV_ONLY = (
+    ("max_part_size", "bytes per STOW part (Azure: 2 GiB)"),
+    ("max_transcode_size", "largest instance transcoded on retrieve (Azure: 100 MiB)"),
+    ("expiry_interval_seconds", "how often expired studies are deleted"),
+    ("job_poll_interval", "seconds between polls of an idle job runner"),
+    ("job_lease_seconds", "a job without heartbeat this long is taken over"),
+    ("reindex_batch_size", "instances per reindex transaction"),
+    ("reindex_batch_pause", "seconds between reindex batches"),
+    ("pool_size", "database connections per process (PostgreSQL)"),
+    ("log_level", "debug, info, warning, error"),
+)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dicom-emulator", description="Azure DICOM service emulator")
+    parser = argparse.ArgumentParser(
+        prog="dicom-emulator",
+        description="Local emulator of the Azure Health Data Services DICOM service (DICOMweb + Azure's APIs).",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the emulator")
-    serve.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 in Docker)")
-    serve.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free port)")
-    serve.add_argument("--data-dir", type=Path, help="where the SQLite index and files live (default ./dicom-data)")
-    serve.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db (default SQLite)")
-    serve.add_argument("--in-memory", action="store_true", default=None, help="keep nothing on disk")
+    serve = sub.add_parser(
+        "serve",
+        help="run the emulator",
+        description="Run the emulator. Flags win over environment variables, which win over defaults.",
+        epilog="environment only:\n"
+        + "\n".join(f"  {_env(name):42} {meaning}" for name, meaning in _ENV_ONLY)
+        + "\n\nlegacy names: DATABASE_URL (= DICOM_EMULATOR_DATABASE_URL), DICOM_STORAGE_DIR (= ..._DATA_DIR)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help=f"interface to bind (default 127.0.0.1; 0.0.0.0 in Docker) [{_env('host')}]")
+    serve.add_argument("--port", type=int, help=f"HTTP port (default 8080; 0 picks a free port) [{_env('port')}]")
     serve.add_argument(
-        "--loose", action="store_true", default=None, help="allow QIDO wildcards and UID lists (not in Azure)"
+        "--data-dir",
+        type=Path,
+        help=f"where the SQLite index and files live (default ./dicom-data) [{_env('data_dir')}, DICOM_STORAGE_DIR]",
+    )
+    serve.add_argument(
+        "--database-url",
+        help=f"SQLAlchemy URL, e.g. postgresql://user@host/db (default SQLite) [{_env('database_url')}, DATABASE_URL]",
+    )
+    serve.add_argument(
+        "--in-memory", action="store_true", default=None, help=f"keep nothing on disk [{_env('in_memory')}=1]"
+    )
+    serve.add_argument(
+        "--loose",
+        action="store_true",
+        default=None,
+        help="emulator-only, not in Azure: QIDO * and ? wildcards and UID lists, /thumbnail routes, the rendered "
+        f"window= parameter [{_env('loose')}=1]",
     )
     serve.add_argument(
         "--dimse-port",
         type=int,
         metavar="PORT",
-        help="DIMSE port (C-STORE, C-FIND, C-GET, MWL, MPPS); 0 = off (default)",
+        help=f"DIMSE port (C-STORE, C-FIND, C-GET, MWL, MPPS); 0 = off (default) [{_env('dimse_port')}]",
     )
-    serve.add_argument("--ae-title", help="AE title of the DIMSE gateway (default DICOM_EMULATOR)")
+    serve.add_argument(
+        "--ae-title", help=f"AE title of the DIMSE gateway (default DICOM_EMULATOR) [{_env('ae_title')}]"
+    )
     serve.add_argument(
         "--workers",
         type=int,
         metavar="N",
-        help="worker processes on one store (default: one per CPU core; --in-memory runs one)",
+        help=f"worker processes on one store (default: one per CPU core; --in-memory runs one) [{_env('workers')}]",
+    )
+    # Browser and test-suite features (issue 12).
+    serve.add_argument(
+        "--cors-origins",
+        metavar="ORIGINS",
+        help="CORS for browser viewers such as OHIF: comma-separated origins (e.g. http://localhost:3000), "
+        f"* for any (default), or '' for no CORS headers [{_env('cors_origins')}]",
     )
     verbosity = serve.add_mutually_exclusive_group()
     verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
-    verbosity.add_argument("--debug", action="store_true", help="debug logging")
+    verbosity.add_argument("--debug", action="store_true", help=f"debug logging [{_env('log_level')}=debug]")
     return parser
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "database_url", "in_memory", "loose", "dimse_port", "ae_title", "workers"):
+    for name in (
+        "host",
+        "port",
+        "data_dir",
+        "database_url",
+        "in_memory",
+        "loose",
+        "dimse_port",
+        "ae_title",
+        "workers",
+        "cors_origins",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -62,8 +128,18 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        return serve(settings_from_args(args))
+        try:
+            settings = settings_from_args(args)
+        except ValidationError as exc:
+            return _fail(explain_settings_error(exc))
+        return serve(settings)
     return 2
+
+
+def _fail(message: str) -> int:
+    """A start-up failure the user can fix: one line on stderr, exit status 1."""
+    print(f"dicom-emulator: error: {message}", file=sys.stderr)  # noqa: T201 - the CLI's own output
+    return 1
 
 
 def serve(settings: Settings) -> int:
@@ -72,8 +148,24 @@ def serve(settings: Settings) -> int:
     from dicom_emulator.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        # Bind first: a taken port fails before anything is created, and --port 0 becomes the real port.
+        sock = bind_http(settings)
+    except StartupError as exc:
+        return _fail(str(exc))
+    settings = settings.model_copy(update={"port": sock.getsockname()[1]})
+    try:
+        check_dimse_port(settings)
+        if not settings.in_memory:
+            # Once, before any worker: data dir, migrations, default partition (the lifespan then skips them).
+            prepare(settings)
+            settings = settings.model_copy(update={"migrate_on_start": False})
+    except StartupError as exc:
+        sock.close()
+        return _fail(str(exc))
     logger.info("configuration: %s", settings.describe())
     config_kwargs: dict[str, Any] = {
+        # uvicorn serves the socket bound above; host and port are only for its "running on" line.
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
@@ -84,7 +176,8 @@ def serve(settings: Settings) -> int:
     if settings.resolved_workers > 1:
         from dicom_emulator.supervisor import serve_workers
 
-        return serve_workers(settings, config_kwargs)
+        return serve_workers(settings, config_kwargs, sock)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), **config_kwargs))
-    server.run()
-    return 0
+    server.run(sockets=[sock])
+    # uvicorn leaves started=False when the lifespan failed (the traceback is in the log).
+    return 0 if server.started else 3

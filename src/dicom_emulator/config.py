@@ -91,6 +91,18 @@ class Settings(BaseSettings):
         return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
     @property
+    def cors_origin_list(self) -> list[str]:
+        """The configured origins as browsers send them: an ``Origin`` header never ends with "/", so a
+        pasted ``http://host:port/`` would never match (and the preflight would fail with no log line)."""
+        return [o.strip().rstrip("/") if o.strip() != "*" else "*" for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def base_url(self) -> str:
+        """Where a client on this machine reaches the HTTP API (a wildcard host is reached on loopback)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
     def dimse_enabled(self) -> bool:
         return bool(self.dimse_port)
 
@@ -126,6 +138,7 @@ class Settings(BaseSettings):
             "database": url,
             "blobs": "memory" if self.in_memory else str(self.blob_dir.resolve()),
             "loose": self.loose,
+            "cors": ",".join(self.cors_origin_list) or "off",
             "dimse": f"{self.ae_title}@{self.host}:{self.dimse_port}" if self.dimse_enabled else "off",
             "workers": self.resolved_workers,
         }
