@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from dicom_emulator import __version__
 from dicom_emulator.config import Settings
-from dicom_emulator.startup import StartupError, bind_http, check_dimse_port, explain_settings_error, prepare
+from dicom_emulator.startup import StartupError, bind_http, check_dimse_port, explain_settings_error, prepare, where
 
 logger = logging.getLogger("dicom_emulator")
 
@@ -94,9 +94,23 @@ def _parser() -> argparse.ArgumentParser:
         help="CORS for browser viewers such as OHIF: comma-separated origins (e.g. http://localhost:3000), "
         f"* for any (default), or '' for no CORS headers [{_env('cors_origins')}]",
     )
+    serve.add_argument(
+        "--url-file",
+        type=Path,
+        metavar="FILE",
+        help=f"write the base URL (with the real port of --port 0) to FILE once bound [{_env('url_file')}]",
+    )
     verbosity = serve.add_mutually_exclusive_group()
     verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
     verbosity.add_argument("--debug", action="store_true", help=f"debug logging [{_env('log_level')}=debug]")
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 when a running emulator answers GET /health (Docker's HEALTHCHECK)",
+        description="Probe GET /health of a running emulator: the URL given, else the one serve wrote to "
+        "--url-file / DICOM_EMULATOR_URL_FILE, else http://127.0.0.1:$DICOM_EMULATOR_PORT.",
+    )
+    health.add_argument("--url", help="base URL of the emulator")
+    health.add_argument("--url-file", type=Path, metavar="FILE", help=f"file written by serve [{_env('url_file')}]")
     return parser
 
 
@@ -113,6 +127,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "ae_title",
         "workers",
         "cors_origins",
+        "url_file",
     ):
         value = getattr(args, name, None)
         if value is not None:
@@ -133,7 +148,25 @@ def main(argv: list[str] | None = None) -> int:
         except ValidationError as exc:
             return _fail(explain_settings_error(exc))
         return serve(settings)
+    if args.command == "healthcheck":
+        return healthcheck(args.url, args.url_file)
     return 2
+
+
+def healthcheck(url: str | None, url_file: Path | None) -> int:
+    """0 when ``GET {url}/health`` answers 200, else 1 with one line on stderr."""
+    import urllib.request
+
+    if url is None:
+        settings = Settings()
+        path = url_file or settings.url_file
+        url = path.read_text().strip() if path is not None and path.is_file() else settings.base_url
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=4) as response:
+            status = int(response.status)
+    except OSError as exc:
+        return _fail(f"{url}/health: {exc}")
+    return 0 if status == 200 else _fail(f"{url}/health answered {status}")
 
 
 def _fail(message: str) -> int:
@@ -163,6 +196,12 @@ def serve(settings: Settings) -> int:
     except StartupError as exc:
         sock.close()
         return _fail(str(exc))
+    if settings.url_file is not None:
+        try:
+            settings.url_file.write_text(settings.base_url + "\n")
+        except OSError as exc:
+            sock.close()
+            return _fail(f"cannot write the URL file {settings.url_file} ({exc.strerror}): set {where('url_file')}")
     logger.info("configuration: %s", settings.describe())
     config_kwargs: dict[str, Any] = {
         # uvicorn serves the socket bound above; host and port are only for its "running on" line.

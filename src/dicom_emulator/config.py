@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # Worker processes serving HTTP and DIMSE on one data directory / database (None = one per CPU core).
     # ``--in-memory`` always runs one: its index and files live in the process.
     workers: int | None = Field(default=None, ge=1, le=64)
+    # Where ``serve`` writes its base URL once the port is bound (``--port 0`` users, Docker's healthcheck).
+    url_file: Path | None = None
     # Set by the supervisor for its workers, not by users: which worker this is (periodic sweeps run in
     # worker 0 only), and whether the lifespan migrates (the supervisor already did, once, before forking).
     worker_index: int = Field(default=0, ge=0, exclude=True)

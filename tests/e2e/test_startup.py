@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,45 @@ def test_invalid_environment_value() -> None:
         "dicom-emulator: error: invalid port (--port / DICOM_EMULATOR_PORT): "
         "Input should be a valid integer, unable to parse string as an integer"
     )
+
+
+def test_port_zero_url_file_and_healthcheck(tmp_path: Path) -> None:
+    """``--port 0`` binds a free port, logs it and writes it to ``--url-file``; ``healthcheck`` probes it."""
+    url_file = tmp_path / "url"
+    log = tmp_path / "log"
+    env = _child_env()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dicom_emulator",
+                "serve",
+                "--port",
+                "0",
+                "--in-memory",
+                "--url-file",
+                str(url_file),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        url = ""
+        for _ in range(600):
+            if " ready on " in log.read_text():
+                url = url_file.read_text().strip()
+                break
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
+        assert f"ready on {url} (API docs: {url}/emulator/docs)" in log.read_text()
+        check = [sys.executable, "-m", "dicom_emulator", "healthcheck", "--url-file", str(url_file)]
+        assert subprocess.run(check, env=env, timeout=30).returncode == 0
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    result = subprocess.run(check, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"dicom-emulator: error: {url}/health: ")
