@@ -103,6 +103,20 @@ def _parser() -> argparse.ArgumentParser:
     verbosity = serve.add_mutually_exclusive_group()
     verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
     verbosity.add_argument("--debug", action="store_true", help=f"debug logging [{_env('log_level')}=debug]")
+    load = sub.add_parser(
+        "import",
+        help="load folders, zip files or files of DICOM instances into the store (resumable)",
+        description="Store DICOM files through the same store service as STOW v2, into the data directory or "
+        "database serve uses (a running serve may stay up). Instances already stored are skipped, so running "
+        "it again resumes an interrupted import. Exit status 1 when a file failed.",
+    )
+    load.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="folder (recursive), .zip or file")
+    load.add_argument(
+        "--data-dir", type=Path, help=f"the store's data directory (default ./dicom-data) [{_env('data_dir')}]"
+    )
+    load.add_argument("--database-url", help=f"the store's database (default SQLite) [{_env('database_url')}]")
+    load.add_argument("--jobs", type=int, default=4, metavar="N", help="files stored concurrently (default 4)")
+    load.add_argument("--quiet", action="store_true", help="no progress bar, only the summary table")
     health = sub.add_parser(
         "healthcheck",
         help="exit 0 when a running emulator answers GET /health (Docker's HEALTHCHECK)",
@@ -132,10 +146,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    if args.silent:
+    if getattr(args, "silent", False):
         overrides["log_level"] = "warning"
         overrides["access_log"] = False
-    elif args.debug:
+    elif getattr(args, "debug", False):
         overrides["log_level"] = "debug"
     return Settings(**overrides)
 
@@ -148,6 +162,16 @@ def main(argv: list[str] | None = None) -> int:
         except ValidationError as exc:
             return _fail(explain_settings_error(exc))
         return serve(settings)
+    if args.command == "import":
+        from dicom_emulator.importer import import_command
+
+        try:
+            settings = settings_from_args(args)
+            return import_command(settings, args.paths, jobs=args.jobs, quiet=args.quiet)
+        except ValidationError as exc:
+            return _fail(explain_settings_error(exc))
+        except StartupError as exc:
+            return _fail(str(exc))
     if args.command == "healthcheck":
         return healthcheck(args.url, args.url_file)
     return 2
