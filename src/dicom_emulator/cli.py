@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
         f"* for any (default), or '' for no CORS headers [{_env('cors_origins')}]",
     )
     serve.add_argument(
+        "--faults",
+        type=Path,
+        metavar="FILE",
+        help="emulator-only fault injection: JSON rules answering matching requests with 429/503, a delay or a "
+        f"dropped connection (see README; also PUT /emulator/faults) [{_env('faults')}]",
+    )
+    serve.add_argument(
         "--url-file",
         type=Path,
         metavar="FILE",
@@ -142,6 +149,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "workers",
         "cors_origins",
         "url_file",
+        "faults",
     ):
         value = getattr(args, name, None)
         if value is not None:
@@ -205,6 +213,13 @@ def serve(settings: Settings) -> int:
     from dicom_emulator.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.faults is not None:
+        from dicom_emulator.api.faults import load_config
+
+        try:
+            load_config(settings.faults)
+        except ValueError as exc:
+            return _fail(f"{exc} ({where('faults')})")
     try:
         # Bind first: a taken port fails before anything is created, and --port 0 becomes the real port.
         sock = bind_http(settings)
@@ -236,6 +251,8 @@ def serve(settings: Settings) -> int:
         # Cap request bodies only per part (STOW streams); keep-alive like Azure's front door.
         "timeout_keep_alive": 30,
     }
+    # Pin the worker count (routes that hold per-process state, like /emulator/faults, read it).
+    settings = settings.model_copy(update={"workers": settings.resolved_workers})
     if settings.resolved_workers > 1:
         from dicom_emulator.supervisor import serve_workers
 

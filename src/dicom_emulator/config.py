@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     workers: int | None = Field(default=None, ge=1, le=64)
     # Where ``serve`` writes its base URL once the port is bound (``--port 0`` users, Docker's healthcheck).
     url_file: Path | None = None
+    # Fault injection rules (JSON file, api/faults.py); emulator-only, off by default.
+    faults: Path | None = None
     # Set by the supervisor for its workers, not by users: which worker this is (periodic sweeps run in
     # worker 0 only), and whether the lifespan migrates (the supervisor already did, once, before forking).
     worker_index: int = Field(default=0, ge=0, exclude=True)
@@ -141,6 +143,7 @@ class Settings(BaseSettings):
             "blobs": "memory" if self.in_memory else str(self.blob_dir.resolve()),
             "loose": self.loose,
             "cors": ",".join(self.cors_origin_list) or "off",
+            "faults": str(self.faults) if self.faults else "off",
             "dimse": f"{self.ae_title}@{self.host}:{self.dimse_port}" if self.dimse_enabled else "off",
             "workers": self.resolved_workers,
         }

@@ -8,6 +8,7 @@ from dicom_emulator.api.routes import (
     changefeed,
     delete,
     extended_query_tags,
+    faults,
     frames,
     not_emulated,
     operations,
@@ -23,6 +24,7 @@ from dicom_emulator.api.routes import (
 def build_router() -> APIRouter:
     router = APIRouter()
     router.include_router(system.router)
+    router.include_router(faults.router)
     for area in (
         qido,
         stow,
