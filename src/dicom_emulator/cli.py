@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
         f"dropped connection (see README; also PUT /emulator/faults) [{_env('faults')}]",
     )
     serve.add_argument(
+        "--ohif-url",
+        metavar="URL",
+        help="an OHIF viewer for this emulator (e.g. http://localhost:3000): /emulator/ links studies to it "
+        f"[{_env('ohif_url')}]",
+    )
+    serve.add_argument(
         "--url-file",
         type=Path,
         metavar="FILE",
@@ -150,6 +156,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "cors_origins",
         "url_file",
         "faults",
+        "ohif_url",
     ):
         value = getattr(args, name, None)
         if value is not None:

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     url_file: Path | None = None
     # Fault injection rules (JSON file, api/faults.py); emulator-only, off by default.
     faults: Path | None = None
+    # Where an OHIF viewer for this emulator runs (e.g. http://localhost:3000): the /emulator/ page links to it.
+    ohif_url: str | None = None
     # Set by the supervisor for its workers, not by users: which worker this is (periodic sweeps run in
     # worker 0 only), and whether the lifespan migrates (the supervisor already did, once, before forking).
     worker_index: int = Field(default=0, ge=0, exclude=True)
