@@ -33,9 +33,13 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A headless Chromium (Playwright ``Browser``), or a clear skip."""
+    """A headless Chromium (Playwright ``Browser``), or a clear skip.
+
+    Module-scoped on purpose: while Playwright's sync API is open, its event loop counts as running in this
+    thread, and the asyncio tests of later modules (pytest-asyncio's runner) would refuse to start.
+    """
     path = chromium_path()
     if path is None:
         _unavailable("Chromium not found (apt-get install chromium, or set DICOM_EMULATOR_TEST_CHROMIUM)")
