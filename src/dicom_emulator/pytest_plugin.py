@@ -168,9 +168,11 @@ def start_emulator(settings: dict[str, Any], log_dir: Path, timeout: float = STA
 class EmulatorPool:
     """Running emulators of this session, one per distinct settings; stopped at the end of the session."""
 
-    def __init__(self, log_dir: Path, defaults: dict[str, Any]) -> None:
+    def __init__(self, log_dir: Path, defaults: dict[str, Any], *, fresh: bool = False) -> None:
         self.log_dir = log_dir
         self.defaults = defaults
+        # Whether a test gets an emulator of its own unless its marker says otherwise (ini ``fresh=true``).
+        self.fresh = fresh
         self.shared: dict[str, DicomEmulator] = {}
 
     def get(self, overrides: dict[str, Any]) -> DicomEmulator:
@@ -222,7 +224,9 @@ def dicom_emulator_pool(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EmulatorPool]:
     """The session's running emulators (started on first use, stopped when the session ends)."""
-    pool = EmulatorPool(tmp_path_factory.mktemp("dicom-emulator"), _ini_defaults(request.config))
+    defaults = _ini_defaults(request.config)
+    fresh = str(defaults.pop("fresh", "false")).lower() in ("1", "true", "yes", "on")
+    pool = EmulatorPool(tmp_path_factory.mktemp("dicom-emulator"), defaults, fresh=fresh)
     try:
         yield pool
     finally:
@@ -231,11 +235,12 @@ def dicom_emulator_pool(
 
 @pytest.fixture
 def dicom_emulator_factory(dicom_emulator_pool: EmulatorPool) -> Iterator[Callable[..., DicomEmulator]]:
-    """``factory(fresh=False, **settings)``: an emulator with these settings (shared, or this test's own)."""
+    """``factory(fresh=None, **settings)``: an emulator with these settings, shared or this test's own
+    (``fresh``; None follows the ini option ``dicom_emulator_settings = fresh=true``, off by default)."""
     own: list[DicomEmulator] = []
 
-    def factory(fresh: bool = False, **settings: Any) -> DicomEmulator:
-        if fresh:
+    def factory(fresh: bool | None = None, **settings: Any) -> DicomEmulator:
+        if dicom_emulator_pool.fresh if fresh is None else fresh:
             emulator = dicom_emulator_pool.start_fresh(settings)
             own.append(emulator)
             return emulator

@@ -113,3 +113,25 @@ def test_start_failure_is_one_clear_line(pytester: pytest.Pytester) -> None:
             "*dicom_emulator: unknown setting(s) no_such_setting (see dicom-emulator serve --help)",
         ]
     )
+
+
+def test_fresh_for_every_test_from_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ndicom_emulator_settings =\n    fresh=true\n")
+    pytester.makepyfile(
+        test_user="""
+        import pytest
+
+        URLS = []
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_own_emulator(dicom_emulator, n):
+            URLS.append(dicom_emulator.url)
+            assert len(set(URLS)) == n
+
+        @pytest.mark.dicom_emulator(fresh=False)
+        def test_shared_on_request(dicom_emulator):
+            assert dicom_emulator.url not in URLS
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=3)
