@@ -12,8 +12,9 @@
  *    wildcards, and only then set it to true.
  *  - supportsFuzzyMatching: true. Azure's `fuzzymatching=true` is prefix matching on the words of a
  *    person name: typing "doe" in the study list finds "Doe^John".
- *  - qidoSupportsIncludeField: false, and the study list's instance count stays empty: Azure does not
- *    compute NumberOfStudyRelatedInstances (nor does the emulator), so OHIF shows no count there.
+ *  - The study list's instance count reads 0: Azure (and the emulator) return the computed
+ *    NumberOfStudyRelatedInstances only when a search asks for it with includefield, and OHIF's study
+ *    search never does (its includefield list is fixed). The viewer's series list asks, and shows counts.
  *  - staticWado: false. The emulator is a full DICOMweb server (not a static file tree): series-level
  *    metadata and per-frame retrieval work as in Azure.
  *  - dicomUploadEnabled: true. OHIF's "Upload" sends STOW-RS (POST /v2/studies), which the emulator
