@@ -50,6 +50,7 @@ def test_root_shows_studies_with_thumbnails(stored: tuple[Emulator, str], page: 
     assert "Browser^Test" in row.inner_text()
     assert row.locator("td").nth(5).inner_text() == "CT"  # modalities
     assert row.locator("td").nth(6).inner_text() == "1"  # series
+    assert row.locator("td").nth(7).inner_text() == "2"  # instances
     assert page.locator("a", has_text="API docs").get_attribute("href") == "/emulator/docs"
     viewer = row.locator("a", has_text="open in OHIF").get_attribute("href")
     assert viewer == f"http://localhost:3000/viewer?StudyInstanceUIDs={study}"

@@ -88,11 +88,13 @@ async def emulator_page(request: Request, runtime: RuntimeDep, study: str | None
     if study is not None:
         return await _study_page(runtime, validate_uid(study, "StudyInstanceUid"))
     studies = await _search(
-        runtime, QueryResource.ALL_STUDIES, [("limit", str(MAX_STUDIES)), ("includefield", "ModalitiesInStudy")]
+        runtime,
+        QueryResource.ALL_STUDIES,
+        [("limit", str(MAX_STUDIES)), ("includefield", "ModalitiesInStudy,NumberOfStudyRelatedInstances")],
     )
     series_counts: Counter[str] = Counter()
     offset = 0
-    while True:  # series per study, from the series search (Azure computes no NumberOfStudyRelatedSeries)
+    while True:  # series per study, from the series search (NumberOfStudyRelatedSeries is not computed)
         page = await _search(runtime, QueryResource.ALL_SERIES, [("limit", "200"), ("offset", str(offset))])
         series_counts.update(_value(s, "0020000D") for s in page)
         if len(page) < 200 or offset >= 5000:
@@ -113,11 +115,14 @@ async def emulator_page(request: Request, runtime: RuntimeDep, study: str | None
             f'<td><a href="{escape(link)}">{escape(_value(item, "00100010") or "(no name)")}</a>{viewer}</td>'
             f"<td>{escape(_value(item, '00100020'))}</td><td>{escape(_date(_value(item, '00080020')))}</td>"
             f"<td>{escape(_value(item, '00081030'))}</td><td>{escape(_value(item, '00080061'))}</td>"
-            f'<td>{series_counts.get(uid, 0)}</td><td class="uid">{escape(uid)}</td></tr>'
+            f"<td>{series_counts.get(uid, 0)}</td><td>{escape(_value(item, '00201208'))}</td>"
+            f'<td class="uid">{escape(uid)}</td></tr>'
         )
     studies_html = (
         "<table><tr><th></th><th>Patient</th><th>Patient ID</th><th>Date</th><th>Description</th>"
-        "<th>Modalities</th><th>Series</th><th>Study Instance UID</th></tr>" + "".join(rows) + "</table>"
+        "<th>Modalities</th><th>Series</th><th>Instances</th><th>Study Instance UID</th></tr>"
+        + "".join(rows)
+        + "</table>"
         if rows
         else '<p class="empty">No studies yet. Store some with STOW-RS (POST /v2/studies) or '
         "<code>dicom-emulator import PATH</code>.</p>"
@@ -134,14 +139,15 @@ async def emulator_page(request: Request, runtime: RuntimeDep, study: str | None
 
 
 async def _study_page(runtime: Runtime, study: str) -> Response:
-    series = await _search(runtime, QueryResource.STUDY_SERIES, [], study=study)
+    series = await _search(
+        runtime, QueryResource.STUDY_SERIES, [("includefield", "NumberOfSeriesRelatedInstances")], study=study
+    )
     if not series:
         return _page(runtime, "Study not found", f'<section><p class="empty">No study {escape(study)}.</p></section>')
     rows = []
     for item in series:
         uid = _value(item, "0020000E")
-        instances = await _search(runtime, QueryResource.SERIES_INSTANCES, [("limit", "200")], study=study, series=uid)
-        count = f"{len(instances)}+" if len(instances) >= 200 else str(len(instances))
+        count = _value(item, "00201209")
         rows.append(
             f"<tr><td>{_thumb(f'/emulator/thumbnails/{study}/{uid}')}</td>"
             f"<td>{escape(_value(item, '00200011'))}</td><td>{escape(_value(item, '00080060'))}</td>"
