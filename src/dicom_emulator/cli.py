@@ -130,6 +130,16 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--database-url", help=f"the store's database (default SQLite) [{_env('database_url')}]")
     load.add_argument("--jobs", type=int, default=4, metavar="N", help="files stored concurrently (default 4)")
     load.add_argument("--quiet", action="store_true", help="no progress bar, only the summary table")
+    stats = sub.add_parser(
+        "stats",
+        help="what a store holds: studies, series, instances, change feed, operations, file bytes",
+        description="Count what the store of serve holds, read-only (a running serve may stay up).",
+    )
+    stats.add_argument(
+        "--data-dir", type=Path, help=f"the store's data directory (default ./dicom-data) [{_env('data_dir')}]"
+    )
+    stats.add_argument("--database-url", help=f"the store's database (default SQLite) [{_env('database_url')}]")
+    stats.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     health = sub.add_parser(
         "healthcheck",
         help="exit 0 when a running emulator answers GET /health (Docker's HEALTHCHECK)",
@@ -183,6 +193,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             settings = settings_from_args(args)
             return import_command(settings, args.paths, jobs=args.jobs, quiet=args.quiet)
+        except ValidationError as exc:
+            return _fail(explain_settings_error(exc))
+        except StartupError as exc:
+            return _fail(str(exc))
+    if args.command == "stats":
+        from dicom_emulator.stats import stats_command
+
+        try:
+            return stats_command(settings_from_args(args), as_json=args.json)
         except ValidationError as exc:
             return _fail(explain_settings_error(exc))
         except StartupError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -61,6 +62,24 @@ def test_import_folder_and_zip_then_resume(tmp_path: Path) -> None:
     assert _counts(second.stdout) == {"stored": 0, "already stored (skipped)": 3, "not DICOM (skipped)": 0, "failed": 0}
     assert "importing" not in second.stdout  # --quiet: the summary only
 
+    stats = subprocess.run(
+        [sys.executable, "-m", "dicom_emulator", "stats", "--data-dir", str(data), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_child_env(),
+    )
+    assert stats.returncode == 0, stats.stderr
+    counts = json.loads(stats.stdout)
+    assert {k: counts[k] for k in ("studies", "series", "instances", "change feed entries", "blob files")} == {
+        "studies": 3,
+        "series": 3,
+        "instances": 3,
+        "change feed entries": 3,
+        "blob files": 3,
+    }
+    assert counts["blob bytes"] == sum(len(to_bytes(ds)) for ds in (a, b, c))
+
     with running_emulator(data) as emulator, httpx.Client(base_url=emulator.base_url) as client:
         r = client.get("/v2/instances", params={"PatientID": "IMPORT-1"}, headers={"Accept": "application/dicom+json"})
         assert r.status_code == 200
@@ -71,6 +90,22 @@ def test_import_folder_and_zip_then_resume(tmp_path: Path) -> None:
         }
         feed = client.get("/v2/changefeed", headers={"Accept": "application/json"}).json()
         assert [entry["action"] for entry in feed] == ["Create"] * 3
+
+
+def test_stats_without_a_store_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dicom_emulator", "stats", "--data-dir", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_child_env(),
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"dicom-emulator: error: no store in {tmp_path}/none (no index.sqlite): "
+        "set --data-dir / DICOM_EMULATOR_DATA_DIR\n"
+    )
+    assert not (tmp_path / "none").exists()
 
 
 def test_import_missing_path_is_one_line(tmp_path: Path) -> None:
