@@ -228,7 +228,7 @@ def healthcheck(url: str | None, url_file: Path | None) -> int:
 
 
 def _fail(message: str) -> int:
-    """A start-up failure the user can fix: one line on stderr, exit status 1."""
+    """A failure the user can fix (start-up, import, stats, healthcheck): one line on stderr, exit status 1."""
     print(f"dicom-emulator: error: {message}", file=sys.stderr)  # noqa: T201 - the CLI's own output
     return 1
 
