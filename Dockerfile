@@ -23,15 +23,17 @@ RUN python -m venv /opt/venv
 
 WORKDIR /build
 
-# Dependencies first, built against a stub package, so that editing src/ does
-# not invalidate this (slow) layer. The version is static in pyproject.toml.
-COPY pyproject.toml README.md ./
+# Dependencies first, built against a stub package (and a stub README, which
+# pyproject.toml names), so that editing src/ or README.md does not invalidate
+# this (slow) layer: only pyproject.toml does. The version is static there.
+COPY pyproject.toml ./
 RUN mkdir -p src/dicom_emulator \
-    && touch src/dicom_emulator/__init__.py \
+    && touch src/dicom_emulator/__init__.py README.md \
     && pip install --no-cache-dir . \
     && pip uninstall --yes dicom-emulator
 
 # The real package (dependencies are already there).
+COPY README.md ./
 COPY src ./src
 RUN pip install --no-cache-dir --no-deps . \
     && dicom-emulator --version
@@ -50,7 +52,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DICOM_EMULATOR_HOST=0.0.0.0 \
     DICOM_EMULATOR_DATA_DIR=/data \
-    DICOM_EMULATOR_DIMSE_PORT=11112
+    DICOM_EMULATOR_DIMSE_PORT=11112 \
+    DICOM_EMULATOR_URL_FILE=/tmp/dicom-emulator.url
 
 # /data is created and chowned before VOLUME: a fresh named volume is seeded
 # from the image, so it comes up owned by the emulator user. (A bind mount
@@ -70,8 +73,9 @@ VOLUME ["/data"]
 # 8080: DICOMweb / Azure HTTP API. 11112: DIMSE gateway (AE title DICOM_EMULATOR; DICOM_EMULATOR_DIMSE_PORT=0 turns it off).
 EXPOSE 8080 11112
 
-# slim has no curl: python's urllib fails (non-zero exit) on refusal, timeout or non-2xx.
+# Probes the port serve really bound (it writes its URL to DICOM_EMULATOR_URL_FILE), so
+# `serve --port 9000` or DICOM_EMULATOR_PORT=9000 stay healthy.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('DICOM_EMULATOR_PORT', '8080'), timeout=4)"]
+    CMD ["dicom-emulator", "healthcheck"]
 
 CMD ["dicom-emulator", "serve"]

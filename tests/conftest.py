@@ -31,7 +31,7 @@ from dicom_emulator.config import Settings
 from tests.apps import APP_POOL, asgi_client
 from tests.databases import PostgresServer, copy_sqlite_template, make_sqlite_template
 
-pytest_plugins = ["tests.azurite"]  # the ``azurite`` fixture: a real Azurite on free ports
+pytest_plugins = ["tests.azurite", "pytester"]  # ``azurite``: a real Azurite on free ports; ``pytester``
 
 # Tests must not inherit a developer's emulator configuration (procrastinate-style hygiene).
 for _key in list(os.environ):

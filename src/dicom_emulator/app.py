@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from dicom_emulator import __version__
 from dicom_emulator.api import build_router
 from dicom_emulator.api.errors import install_error_handlers
+from dicom_emulator.api.faults import FaultInjector, FaultMiddleware, load_config
 from dicom_emulator.api.versions import VersionGuardMiddleware
 from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
@@ -93,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_pydicom()
+        # Fault rules of this run (api/faults.py): the file's, or none until PUT /emulator/faults.
+        app.state.faults = FaultInjector(load_config(settings.faults) if settings.faults else None)
         if not settings.in_memory:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.resolved_database_url, pool_size=settings.pool_size)
@@ -179,7 +182,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     reuse_port=settings.resolved_workers > 1,
                 )
                 await gateway.start()
-            logger.info("dicom-emulator %s ready: %s", __version__, settings.describe())
+            # One line a user (and the pytest plugin, pytest_plugin.py) reads: where to point a client.
+            logger.info(
+                "dicom-emulator %s ready on %s (API docs: %s/emulator/docs): %s",
+                __version__,
+                settings.base_url,
+                settings.base_url,
+                settings.describe(),
+            )
             yield
         finally:
             if gateway is not None:
@@ -202,7 +212,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(VersionGuardMiddleware)
-    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    # Emulator-only fault injection (off unless rules are loaded); inside CORS so browsers can read its answers.
+    app.add_middleware(FaultMiddleware)
+    origins = settings.cors_origin_list
     if origins:
         # Outermost, so preflights and error responses carry the headers too. Browsers may only read
         # the headers listed in expose_headers (Location for operations, ETag for metadata caching...).

@@ -4,57 +4,177 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from dicom_emulator import __version__
 from dicom_emulator.config import Settings
+from dicom_emulator.startup import StartupError, bind_http, check_dimse_port, explain_settings_error, prepare, where
 
 logger = logging.getLogger("dicom_emulator")
 
 
+def _env(name: str) -> str:
+    return f"DICOM_EMULATOR_{name.upper()}"
+
+
+# Settings only the environment sets (listed in ``serve --help``'s epilog).
+_ENV_ONLY = (
+    ("max_part_size", "bytes per STOW part (Azure: 2 GiB)"),
+    ("max_transcode_size", "largest instance transcoded on retrieve (Azure: 100 MiB)"),
+    ("expiry_interval_seconds", "how often expired studies are deleted"),
+    ("job_poll_interval", "seconds between polls of an idle job runner"),
+    ("job_lease_seconds", "a job without heartbeat this long is taken over"),
+    ("reindex_batch_size", "instances per reindex transaction"),
+    ("reindex_batch_pause", "seconds between reindex batches"),
+    ("pool_size", "database connections per process (PostgreSQL)"),
+    ("log_level", "debug, info, warning, error"),
+)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dicom-emulator", description="Azure DICOM service emulator")
+    parser = argparse.ArgumentParser(
+        prog="dicom-emulator",
+        description="Local emulator of the Azure Health Data Services DICOM service (DICOMweb + Azure's APIs).",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the emulator")
-    serve.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 in Docker)")
-    serve.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free port)")
-    serve.add_argument("--data-dir", type=Path, help="where the SQLite index and files live (default ./dicom-data)")
-    serve.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db (default SQLite)")
-    serve.add_argument("--in-memory", action="store_true", default=None, help="keep nothing on disk")
+    serve = sub.add_parser(
+        "serve",
+        help="run the emulator",
+        description="Run the emulator. Flags win over environment variables, which win over defaults.",
+        epilog="environment only:\n"
+        + "\n".join(f"  {_env(name):42} {meaning}" for name, meaning in _ENV_ONLY)
+        + "\n\nlegacy names: DATABASE_URL (= DICOM_EMULATOR_DATABASE_URL), DICOM_STORAGE_DIR (= ..._DATA_DIR)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help=f"interface to bind (default 127.0.0.1; 0.0.0.0 in Docker) [{_env('host')}]")
+    serve.add_argument("--port", type=int, help=f"HTTP port (default 8080; 0 picks a free port) [{_env('port')}]")
     serve.add_argument(
-        "--loose", action="store_true", default=None, help="allow QIDO wildcards and UID lists (not in Azure)"
+        "--data-dir",
+        type=Path,
+        help=f"where the SQLite index and files live (default ./dicom-data) [{_env('data_dir')}, DICOM_STORAGE_DIR]",
+    )
+    serve.add_argument(
+        "--database-url",
+        help=f"SQLAlchemy URL, e.g. postgresql://user@host/db (default SQLite) [{_env('database_url')}, DATABASE_URL]",
+    )
+    serve.add_argument(
+        "--in-memory", action="store_true", default=None, help=f"keep nothing on disk [{_env('in_memory')}=1]"
+    )
+    serve.add_argument(
+        "--loose",
+        action="store_true",
+        default=None,
+        help="emulator-only, not in Azure: QIDO * and ? wildcards and UID lists, /thumbnail routes, the rendered "
+        f"window= parameter [{_env('loose')}=1]",
     )
     serve.add_argument(
         "--dimse-port",
         type=int,
         metavar="PORT",
-        help="DIMSE port (C-STORE, C-FIND, C-GET, MWL, MPPS); 0 = off (default)",
+        help=f"DIMSE port (C-STORE, C-FIND, C-GET, MWL, MPPS); 0 = off (default) [{_env('dimse_port')}]",
     )
-    serve.add_argument("--ae-title", help="AE title of the DIMSE gateway (default DICOM_EMULATOR)")
+    serve.add_argument(
+        "--ae-title", help=f"AE title of the DIMSE gateway (default DICOM_EMULATOR) [{_env('ae_title')}]"
+    )
     serve.add_argument(
         "--workers",
         type=int,
         metavar="N",
-        help="worker processes on one store (default: one per CPU core; --in-memory runs one)",
+        help=f"worker processes on one store (default: one per CPU core; --in-memory runs one) [{_env('workers')}]",
+    )
+    # Browser and test-suite features (issue 12).
+    serve.add_argument(
+        "--cors-origins",
+        metavar="ORIGINS",
+        help="CORS for browser viewers such as OHIF: comma-separated origins (e.g. http://localhost:3000), "
+        f"* for any (default), or '' for no CORS headers [{_env('cors_origins')}]",
+    )
+    serve.add_argument(
+        "--faults",
+        type=Path,
+        metavar="FILE",
+        help="emulator-only fault injection: JSON rules answering matching requests with 429/503, a delay or a "
+        f"dropped connection (see README; also PUT /emulator/faults) [{_env('faults')}]",
+    )
+    serve.add_argument(
+        "--ohif-url",
+        metavar="URL",
+        help="an OHIF viewer for this emulator (e.g. http://localhost:3000): /emulator/ links studies to it "
+        f"[{_env('ohif_url')}]",
+    )
+    serve.add_argument(
+        "--url-file",
+        type=Path,
+        metavar="FILE",
+        help=f"write the base URL (with the real port of --port 0) to FILE once bound [{_env('url_file')}]",
     )
     verbosity = serve.add_mutually_exclusive_group()
     verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
-    verbosity.add_argument("--debug", action="store_true", help="debug logging")
+    verbosity.add_argument("--debug", action="store_true", help=f"debug logging [{_env('log_level')}=debug]")
+    load = sub.add_parser(
+        "import",
+        help="load folders, zip files or files of DICOM instances into the store (resumable)",
+        description="Store DICOM files through the same store service as STOW v2, into the data directory or "
+        "database serve uses (a running serve may stay up). Instances already stored are skipped, so running "
+        "it again resumes an interrupted import. Exit status 1 when a file failed.",
+    )
+    load.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="folder (recursive), .zip or file")
+    load.add_argument(
+        "--data-dir", type=Path, help=f"the store's data directory (default ./dicom-data) [{_env('data_dir')}]"
+    )
+    load.add_argument("--database-url", help=f"the store's database (default SQLite) [{_env('database_url')}]")
+    load.add_argument("--jobs", type=int, default=4, metavar="N", help="files stored concurrently (default 4)")
+    load.add_argument("--quiet", action="store_true", help="no progress bar, only the summary table")
+    stats = sub.add_parser(
+        "stats",
+        help="what a store holds: studies, series, instances, change feed, operations, file bytes",
+        description="Count what the store of serve holds, read-only (a running serve may stay up).",
+    )
+    stats.add_argument(
+        "--data-dir", type=Path, help=f"the store's data directory (default ./dicom-data) [{_env('data_dir')}]"
+    )
+    stats.add_argument("--database-url", help=f"the store's database (default SQLite) [{_env('database_url')}]")
+    stats.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 when a running emulator answers GET /health (Docker's HEALTHCHECK)",
+        description="Probe GET /health of a running emulator: the URL given, else the one serve wrote to "
+        "--url-file / DICOM_EMULATOR_URL_FILE, else http://127.0.0.1:$DICOM_EMULATOR_PORT.",
+    )
+    health.add_argument("--url", help="base URL of the emulator")
+    health.add_argument("--url-file", type=Path, metavar="FILE", help=f"file written by serve [{_env('url_file')}]")
     return parser
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "database_url", "in_memory", "loose", "dimse_port", "ae_title", "workers"):
+    for name in (
+        "host",
+        "port",
+        "data_dir",
+        "database_url",
+        "in_memory",
+        "loose",
+        "dimse_port",
+        "ae_title",
+        "workers",
+        "cors_origins",
+        "url_file",
+        "faults",
+        "ohif_url",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    if args.silent:
+    if getattr(args, "silent", False):
         overrides["log_level"] = "warning"
         overrides["access_log"] = False
-    elif args.debug:
+    elif getattr(args, "debug", False):
         overrides["log_level"] = "debug"
     return Settings(**overrides)
 
@@ -62,8 +182,55 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        return serve(settings_from_args(args))
+        try:
+            settings = settings_from_args(args)
+        except ValidationError as exc:
+            return _fail(explain_settings_error(exc))
+        return serve(settings)
+    if args.command == "import":
+        from dicom_emulator.importer import import_command
+
+        try:
+            settings = settings_from_args(args)
+            return import_command(settings, args.paths, jobs=args.jobs, quiet=args.quiet)
+        except ValidationError as exc:
+            return _fail(explain_settings_error(exc))
+        except StartupError as exc:
+            return _fail(str(exc))
+    if args.command == "stats":
+        from dicom_emulator.stats import stats_command
+
+        try:
+            return stats_command(settings_from_args(args), as_json=args.json)
+        except ValidationError as exc:
+            return _fail(explain_settings_error(exc))
+        except StartupError as exc:
+            return _fail(str(exc))
+    if args.command == "healthcheck":
+        return healthcheck(args.url, args.url_file)
     return 2
+
+
+def healthcheck(url: str | None, url_file: Path | None) -> int:
+    """0 when ``GET {url}/health`` answers 200, else 1 with one line on stderr."""
+    import urllib.request
+
+    if url is None:
+        settings = Settings()
+        path = url_file or settings.url_file
+        url = path.read_text().strip() if path is not None and path.is_file() else settings.base_url
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=4) as response:
+            status = int(response.status)
+    except OSError as exc:
+        return _fail(f"{url}/health: {exc}")
+    return 0 if status == 200 else _fail(f"{url}/health answered {status}")
+
+
+def _fail(message: str) -> int:
+    """A failure the user can fix (start-up, import, stats, healthcheck): one line on stderr, exit status 1."""
+    print(f"dicom-emulator: error: {message}", file=sys.stderr)  # noqa: T201 - the CLI's own output
+    return 1
 
 
 def serve(settings: Settings) -> int:
@@ -72,8 +239,37 @@ def serve(settings: Settings) -> int:
     from dicom_emulator.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.faults is not None:
+        from dicom_emulator.api.faults import load_config
+
+        try:
+            load_config(settings.faults)
+        except ValueError as exc:
+            return _fail(f"{exc} ({where('faults')})")
+    try:
+        # Bind first: a taken port fails before anything is created, and --port 0 becomes the real port.
+        sock = bind_http(settings)
+    except StartupError as exc:
+        return _fail(str(exc))
+    settings = settings.model_copy(update={"port": sock.getsockname()[1]})
+    try:
+        check_dimse_port(settings)
+        if not settings.in_memory:
+            # Once, before any worker: data dir, migrations, default partition (the lifespan then skips them).
+            prepare(settings)
+            settings = settings.model_copy(update={"migrate_on_start": False})
+    except StartupError as exc:
+        sock.close()
+        return _fail(str(exc))
+    if settings.url_file is not None:
+        try:
+            settings.url_file.write_text(settings.base_url + "\n")
+        except OSError as exc:
+            sock.close()
+            return _fail(f"cannot write the URL file {settings.url_file} ({exc.strerror}): set {where('url_file')}")
     logger.info("configuration: %s", settings.describe())
     config_kwargs: dict[str, Any] = {
+        # uvicorn serves the socket bound above; host and port are only for its "running on" line.
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
@@ -81,10 +277,13 @@ def serve(settings: Settings) -> int:
         # Cap request bodies only per part (STOW streams); keep-alive like Azure's front door.
         "timeout_keep_alive": 30,
     }
+    # Pin the worker count (routes that hold per-process state, like /emulator/faults, read it).
+    settings = settings.model_copy(update={"workers": settings.resolved_workers})
     if settings.resolved_workers > 1:
         from dicom_emulator.supervisor import serve_workers
 
-        return serve_workers(settings, config_kwargs)
+        return serve_workers(settings, config_kwargs, sock)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), **config_kwargs))
-    server.run()
-    return 0
+    server.run(sockets=[sock])
+    # uvicorn leaves started=False when the lifespan failed (the traceback is in the log).
+    return 0 if server.started else 3

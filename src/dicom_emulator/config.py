@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     # Worker processes serving HTTP and DIMSE on one data directory / database (None = one per CPU core).
     # ``--in-memory`` always runs one: its index and files live in the process.
     workers: int | None = Field(default=None, ge=1, le=64)
+    # Where ``serve`` writes its base URL once the port is bound (``--port 0`` users, Docker's healthcheck).
+    url_file: Path | None = None
+    # Fault injection rules (JSON file, api/faults.py); emulator-only, off by default.
+    faults: Path | None = None
+    # Where an OHIF viewer for this emulator runs (e.g. http://localhost:3000): the /emulator/ page links to it.
+    ohif_url: str | None = None
     # Set by the supervisor for its workers, not by users: which worker this is (periodic sweeps run in
     # worker 0 only), and whether the lifespan migrates (the supervisor already did, once, before forking).
     worker_index: int = Field(default=0, ge=0, exclude=True)
@@ -89,6 +95,18 @@ class Settings(BaseSettings):
         if self.workers is not None:
             return self.workers
         return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The configured origins as browsers send them: an ``Origin`` header never ends with "/", so a
+        pasted ``http://host:port/`` would never match (and the preflight would fail with no log line)."""
+        return [o.strip().rstrip("/") if o.strip() != "*" else "*" for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def base_url(self) -> str:
+        """Where a client on this machine reaches the HTTP API (a wildcard host is reached on loopback)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @property
     def dimse_enabled(self) -> bool:
@@ -126,6 +144,8 @@ class Settings(BaseSettings):
             "database": url,
             "blobs": "memory" if self.in_memory else str(self.blob_dir.resolve()),
             "loose": self.loose,
+            "cors": ",".join(self.cors_origin_list) or "off",
+            "faults": str(self.faults) if self.faults else "off",
             "dimse": f"{self.ae_title}@{self.host}:{self.dimse_port}" if self.dimse_enabled else "off",
             "workers": self.resolved_workers,
         }

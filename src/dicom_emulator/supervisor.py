@@ -6,8 +6,9 @@ the layers that are already safe for several processes: one index (SQLite in WAL
 that queues writers, or PostgreSQL), one blob directory, the jobs table with leases, and the change
 feed's database-issued sequence.
 
-How: the supervisor prepares storage once (data directory, migrations, default partition, stale spool
-files), binds the HTTP socket (so ``--port 0`` resolves to one port for all), then forks the workers.
+How: ``cli`` (startup.py) binds the HTTP socket (so ``--port 0`` resolves to one port for all) and
+prepares storage once (data directory, migrations, default partition, stale spool files); the
+supervisor then forks the workers.
 Each worker runs uvicorn on the inherited socket (the kernel hands each connection to one of them) and
 its own app lifespan; the DIMSE port is bound by every worker with SO_REUSEPORT. Workers die with the
 supervisor (PR_SET_PDEATHSIG), so a ``kill -9`` of the supervisor is a crash of the whole emulator and
@@ -17,7 +18,6 @@ while starting (e.g. the DIMSE port is taken) stops the emulator with its exit s
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import logging
 import os
@@ -71,11 +71,8 @@ class Supervisor:
         self.children: dict[int, tuple[int, float]] = {}  # pid -> (worker index, start time)
         self.stopping = False
 
-    def run(self) -> int:
-        from dicom_emulator.app import prepare_storage
-
-        asyncio.run(prepare_storage(self.settings))
-        sock = self._bind()
+    def run(self, sock: socket.socket) -> int:
+        """Serve on ``sock`` (bound and listening; storage already prepared) until SIGTERM/SIGINT."""
         port = sock.getsockname()[1]
         self.settings = self.settings.model_copy(update={"port": port, "migrate_on_start": False})
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -86,15 +83,6 @@ class Supervisor:
         status = self._watch(sock)
         sock.close()
         return status
-
-    def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.host, self.settings.port))
-        sock.listen(2048)
-        sock.set_inheritable(True)
-        return sock
 
     def _spawn(self, index: int, sock: socket.socket) -> None:
         parent = os.getpid()
@@ -159,6 +147,6 @@ class Supervisor:
         return status
 
 
-def serve_workers(settings: Settings, config_kwargs: dict[str, object]) -> int:
-    """Run ``settings.resolved_workers`` worker processes until SIGTERM/SIGINT; the exit status."""
-    return Supervisor(settings, config_kwargs).run()
+def serve_workers(settings: Settings, config_kwargs: dict[str, object], sock: socket.socket) -> int:
+    """Run ``settings.resolved_workers`` worker processes on ``sock`` until SIGTERM/SIGINT; the exit status."""
+    return Supervisor(settings, config_kwargs).run(sock)

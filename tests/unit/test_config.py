@@ -40,3 +40,26 @@ def test_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.loose and settings.in_memory
     assert (settings.log_level, settings.access_log) == ("warning", False)
     assert settings.resolved_database_url == "sqlite+aiosqlite://"
+
+
+def test_cors_flag_and_normalisation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DICOM_EMULATOR_CORS_ORIGINS", "*")
+    settings = settings_from_args(_parser().parse_args(["serve", "--cors-origins", "http://a:3000/, http://b "]))
+    assert settings.cors_origin_list == ["http://a:3000", "http://b"]
+    assert settings.describe()["cors"] == "http://a:3000,http://b"
+    assert Settings(cors_origins="").cors_origin_list == []
+
+
+def test_base_url_for_wildcard_hosts() -> None:
+    assert Settings(host="0.0.0.0", port=9000).base_url == "http://127.0.0.1:9000"
+    assert Settings(host="::", port=9000).base_url == "http://[::1]:9000"
+    assert Settings(host="127.0.0.1", port=8080).base_url == "http://127.0.0.1:8080"
+
+
+def test_help_names_environment_variables(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["serve", "--help"])
+    out = capsys.readouterr().out
+    for name in ("DICOM_EMULATOR_PORT", "DICOM_EMULATOR_CORS_ORIGINS", "DICOM_EMULATOR_MAX_PART_SIZE", "DATABASE_URL"):
+        assert name in out
+    assert "--cors-origins" in out and "wildcards" in out

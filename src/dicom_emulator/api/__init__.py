@@ -7,7 +7,9 @@ from fastapi import APIRouter
 from dicom_emulator.api.routes import (
     changefeed,
     delete,
+    emulator_page,
     extended_query_tags,
+    faults,
     frames,
     not_emulated,
     operations,
@@ -23,6 +25,8 @@ from dicom_emulator.api.routes import (
 def build_router() -> APIRouter:
     router = APIRouter()
     router.include_router(system.router)
+    router.include_router(faults.router)
+    router.include_router(emulator_page.router)
     for area in (
         qido,
         stow,

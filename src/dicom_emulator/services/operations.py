@@ -46,6 +46,10 @@ class OperationService:
             raise NotFoundError("")
         return job
 
+    async def recent(self, limit: int = 20) -> list[JobRecord]:
+        """Emulator-only: the newest operations (Azure has no operation list)."""
+        return await self.jobs.recent(limit)
+
     @staticmethod
     def is_finished(job: JobRecord) -> bool:
         return job.status in FINISHED

@@ -108,6 +108,12 @@ class SqlJobStore:
             row = await session.get(Job, job_id)
             return _record(row) if row is not None else None
 
+    async def recent(self, limit: int) -> list[JobRecord]:
+        """The newest jobs first (the emulator's page lists them)."""
+        async with self.sessions() as session:
+            rows = await session.scalars(select(Job).order_by(Job.created_at.desc()).limit(limit))
+            return [_record(row) for row in rows]
+
     async def active_of_type(self, job_type: str) -> JobRecord | None:
         async with self.sessions() as session:
             row = await session.scalar(
