@@ -29,6 +29,7 @@ from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
 from dicom_emulator.services.mpps import MppsService
 from dicom_emulator.services.operations import OperationService
+from dicom_emulator.services.partitions import PartitionService
 from dicom_emulator.services.pixels import PixelService, ThumbnailCache
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
@@ -40,6 +41,7 @@ from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, 
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.jobs import REINDEX, SqlJobStore
 from dicom_emulator.storage.mpps_store import SqlMppsStore
+from dicom_emulator.storage.partition_store import SqlPartitionStore
 from dicom_emulator.storage.reindex_store import SqlReindexStore
 from dicom_emulator.storage.tags_store import SqlTagStore
 from dicom_emulator.storage.workitem_store import SqlWorkitemStore
@@ -108,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sync_engine = create_sync_sqlite_engine(settings.resolved_database_url)
             index = SqlIndex(session_factory(engine), lock_path=lock_path, sync_engine=sync_engine)
             await index.ensure_default_partition()
+            partitions = PartitionService(SqlPartitionStore(index.sessions), enabled=settings.data_partitions)
+            await partitions.check_start()
             blobs: BlobStore
             if settings.in_memory:
                 blobs = MemoryBlobStore()
@@ -162,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pixels=pixels,
                 workitems=workitems,
                 mpps=MppsService(SqlMppsStore(sessions), workitems, ae_title=settings.ae_title),
+                partitions=partitions,
             )
             # The composition root's own handles, for tests that reach under the services (the fronts use the
             # Runtime only).

@@ -27,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
         "--loose", action="store_true", default=None, help="allow QIDO wildcards and UID lists (not in Azure)"
     )
     serve.add_argument(
+        "--data-partitions",
+        action="store_true",
+        default=None,
+        help="turn on Azure's data partitions (routes under /{v}/partitions/{name}/...)",
+    )
+    serve.add_argument(
         "--dimse-port",
         type=int,
         metavar="PORT",
@@ -47,7 +53,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "database_url", "in_memory", "loose", "dimse_port", "ae_title", "workers"):
+    for name in (
+        "host",
+        "port",
+        "data_dir",
+        "database_url",
+        "in_memory",
+        "loose",
+        "data_partitions",
+        "dimse_port",
+        "ae_title",
+        "workers",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     in_memory: bool = False
     loose: bool = False
+    # Azure's data partitions feature (azure-behaviour §10.3): partition-aware routes only under
+    # /{v}/partitions/{name}/…; off = today's Azure default (those routes answer 400).
+    data_partitions: bool = False
     log_level: str = "info"
     access_log: bool = True
     max_part_size: int = Field(default=MAX_STOW_PART_SIZE, ge=1)
@@ -126,6 +129,7 @@ class Settings(BaseSettings):
             "database": url,
             "blobs": "memory" if self.in_memory else str(self.blob_dir.resolve()),
             "loose": self.loose,
+            "data_partitions": self.data_partitions,
             "dimse": f"{self.ae_title}@{self.host}:{self.dimse_port}" if self.dimse_enabled else "off",
             "workers": self.resolved_workers,
         }

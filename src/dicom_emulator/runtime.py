@@ -18,6 +18,7 @@ from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
 from dicom_emulator.services.mpps import MppsService
 from dicom_emulator.services.operations import OperationService
+from dicom_emulator.services.partitions import PartitionService
 from dicom_emulator.services.pixels import PixelService
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
@@ -41,3 +42,4 @@ class Runtime:
     pixels: PixelService
     workitems: WorkitemService
     mpps: MppsService  # MPPS N-CREATE / N-SET (DIMSE only)
+    partitions: PartitionService
