@@ -21,11 +21,13 @@ from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
 from dicom_emulator.dimse.gateway import DimseGateway
 from dicom_emulator.jobs.expiry import ExpirySweep
+from dicom_emulator.jobs.export import ExportHandler
 from dicom_emulator.jobs.reindex import ReindexHandler
 from dicom_emulator.jobs.runner import JobRunner
 from dicom_emulator.runtime import Runtime
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
+from dicom_emulator.services.export import ExportService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
 from dicom_emulator.services.mpps import MppsService
 from dicom_emulator.services.operations import OperationService
@@ -39,7 +41,7 @@ from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryB
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
-from dicom_emulator.storage.jobs import REINDEX, SqlJobStore
+from dicom_emulator.storage.jobs import EXPORT, REINDEX, SqlJobStore
 from dicom_emulator.storage.mpps_store import SqlMppsStore
 from dicom_emulator.storage.partition_store import SqlPartitionStore
 from dicom_emulator.storage.reindex_store import SqlReindexStore
@@ -126,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tags = SqlTagStore(sessions, sync_engine=sync_engine)
             jobs = SqlJobStore(sessions)
             deleter = DeleteService(index, blobs)
+            export = ExportService(index, blobs, jobs)
             runner = JobRunner(
                 jobs,
                 {
@@ -135,7 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         jobs,
                         batch_size=settings.reindex_batch_size,
                         pause=settings.reindex_batch_pause,
-                    )
+                    ),
+                    EXPORT: ExportHandler(export),
                 },
                 poll_interval=settings.job_poll_interval,
                 lease=timedelta(seconds=settings.job_lease_seconds),
@@ -144,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if settings.worker_index == 0
                 else [],
             )
+            export.wake = runner.wake
             retrieve = RetrieveService(index, blobs)
             pixels = PixelService(
                 retrieve,
@@ -167,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 workitems=workitems,
                 mpps=MppsService(SqlMppsStore(sessions), workitems, ae_title=settings.ae_title),
                 partitions=partitions,
+                export=export,
             )
             # The composition root's own handles, for tests that reach under the services (the fronts use the
             # Runtime only).

@@ -28,6 +28,8 @@ FINISHED = frozenset({SUCCEEDED, FAILED, CANCELED})
 
 # Job types (the ``type`` column): services queue them, the composition root registers a handler (jobs/) for each.
 REINDEX = "reindex"  # index existing instances on newly added extended query tags (jobs/reindex.py)
+EXPORT = "export"  # copy instances to Azure Blob Storage (services/export.py)
+UPDATE = "update"  # bulk update of studies (services/bulk_update.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class SqlJobStore:
         resources: list[str],
         *,
         job_id: str | None = None,
+        results: dict[str, Any] | None = None,
     ) -> str:
         """Queue a job inside the caller's transaction; returns its id."""
         now = utcnow()
@@ -96,6 +99,7 @@ class SqlJobStore:
                 percent_complete=0,
                 payload=json.dumps(payload),
                 resources=json.dumps(resources),
+                results=json.dumps(results) if results is not None else None,
                 attempts=0,
                 created_at=now,
                 updated_at=now,
@@ -146,10 +150,14 @@ class SqlJobStore:
         *,
         cursor: int | None = None,
         percent: int | None = None,
+        results: dict[str, Any] | None = None,
     ) -> None:
-        """Record progress in the caller's transaction; raises LostLeaseError if the job is not ours."""
+        """Record progress (and the results so far) in the caller's transaction; raises LostLeaseError if the job is
+        not ours."""
         now = utcnow()
         values: dict[str, Any] = {"heartbeat": now, "updated_at": now}
+        if results is not None:
+            values["results"] = json.dumps(results)
         if cursor is not None:
             values["cursor"] = cursor
         if percent is not None:
