@@ -20,11 +20,13 @@ from dicom_emulator.api.versions import VersionGuardMiddleware
 from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
 from dicom_emulator.dimse.gateway import DimseGateway
+from dicom_emulator.jobs.bulk_update import BulkUpdateHandler
 from dicom_emulator.jobs.expiry import ExpirySweep
 from dicom_emulator.jobs.export import ExportHandler
 from dicom_emulator.jobs.reindex import ReindexHandler
 from dicom_emulator.jobs.runner import JobRunner
 from dicom_emulator.runtime import Runtime
+from dicom_emulator.services.bulk_update import BulkUpdateService
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.export import ExportService
@@ -41,7 +43,7 @@ from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryB
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
-from dicom_emulator.storage.jobs import EXPORT, REINDEX, SqlJobStore
+from dicom_emulator.storage.jobs import EXPORT, REINDEX, UPDATE, SqlJobStore
 from dicom_emulator.storage.mpps_store import SqlMppsStore
 from dicom_emulator.storage.partition_store import SqlPartitionStore
 from dicom_emulator.storage.reindex_store import SqlReindexStore
@@ -129,6 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jobs = SqlJobStore(sessions)
             deleter = DeleteService(index, blobs)
             export = ExportService(index, blobs, jobs)
+            store = StoreService(index, blobs, tags)
+            bulk_update = BulkUpdateService(index, blobs, jobs, store, spool_dir=spool_dir)
             runner = JobRunner(
                 jobs,
                 {
@@ -140,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         pause=settings.reindex_batch_pause,
                     ),
                     EXPORT: ExportHandler(export),
+                    UPDATE: BulkUpdateHandler(bulk_update),
                 },
                 poll_interval=settings.job_poll_interval,
                 lease=timedelta(seconds=settings.job_lease_seconds),
@@ -149,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 else [],
             )
             export.wake = runner.wake
+            bulk_update.wake = runner.wake
             retrieve = RetrieveService(index, blobs)
             pixels = PixelService(
                 retrieve,
@@ -161,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.runtime = Runtime(
                 settings=settings,
                 spool_dir=spool_dir,
-                store=StoreService(index, blobs, tags),
+                store=store,
                 retrieve=retrieve,
                 search=SearchService(index, tags, loose=settings.loose),
                 delete=deleter,
@@ -173,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 mpps=MppsService(SqlMppsStore(sessions), workitems, ae_title=settings.ae_title),
                 partitions=partitions,
                 export=export,
+                bulk_update=bulk_update,
             )
             # The composition root's own handles, for tests that reach under the services (the fronts use the
             # Runtime only).

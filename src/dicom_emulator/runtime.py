@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicom_emulator.config import Settings
+from dicom_emulator.services.bulk_update import BulkUpdateService
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.export import ExportService
@@ -45,3 +46,4 @@ class Runtime:
     mpps: MppsService  # MPPS N-CREATE / N-SET (DIMSE only)
     partitions: PartitionService
     export: ExportService
+    bulk_update: BulkUpdateService

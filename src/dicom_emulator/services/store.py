@@ -257,6 +257,19 @@ class StoreService:
                 outcomes[position] = _failed(outcome, status.PROCESSING_FAILURE)
 
 
+def prepare_new_version(
+    path: Path, request: StoreRequest, extended_tags: Collection[int]
+) -> tuple[StoreOutcome, NewInstance | None]:
+    """Parse and validate a rewritten file (``$bulkUpdate``) the way STOW does; the NewInstance when it is storable.
+
+    Blocking (run it in a worker thread). The file is not moved: the caller places it under ``new.blob_key``.
+    """
+    prepared = _prepare(path, request, extended_tags)
+    if not prepared.outcome.stored or prepared.parsed is None:
+        return prepared.outcome, None
+    return prepared.outcome, _new_instance(prepared, request)
+
+
 def _failed(outcome: StoreOutcome, code: int) -> StoreOutcome:
     outcome.failure_code = code
     outcome.warning_reason = None

@@ -32,6 +32,7 @@ from dicom_emulator.storage.tags_store import TagRecord, active_tags_sync, value
 # Any constant: the advisory lock that orders change-feed commits on PostgreSQL (see lock_feed).
 FEED_LOCK_ID = 0x44434D46
 ACTION_CREATE = "Create"
+ACTION_UPDATE = "Update"
 ALREADY_EXISTS_MESSAGE = "The instance already exists."
 
 STUDIES: Table = Study.__table__  # type: ignore[assignment]
@@ -61,6 +62,15 @@ class NewInstance:
     metadata: dict[str, Any] | None = None
     # Frame byte ranges computed at store time (dicom/frames.py JSON; "[]" = no frames, None = unknown).
     frames_json: str | None = None
+    # The change-feed action: Create for a store, Update for a new version written by $bulkUpdate.
+    action: str = ACTION_CREATE
+    # $bulkUpdate keeps the study's msdicom-expiry time (a store sets it from the request's headers).
+    keep_expiry: bool = False
+    # The first version of an updated instance (azure-behaviour §15.3), carried over to the new row.
+    original_watermark: int | None = None
+    original_blob_key: str | None = None
+    original_size: int | None = None
+    original_metadata_json: str | None = None
 
 
 @dataclass(slots=True)
@@ -121,7 +131,7 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
         feed.append(
             {
                 "timestamp": now,
-                "action": ACTION_CREATE,
+                "action": new.action,
                 "partition_key": new.partition_key,
                 "study_uid": new.study_uid,
                 "series_uid": new.series_uid,
@@ -175,7 +185,7 @@ def _add_one(
     }
     if not replace and check and conn.execute(_FIND_INSTANCE, identity).first() is not None:
         return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE))
-    study_values = {"expires_at": new.expires_at, **new.study_values}
+    study_values = new.study_values if new.keep_expiry else {"expires_at": new.expires_at, **new.study_values}
     study_key = _upsert(
         conn,
         STUDIES,
@@ -211,6 +221,10 @@ def _add_one(
             "metadata_json": new.metadata_json,
             "frames_json": new.frames_json,
             "created_at": now,
+            "original_watermark": new.original_watermark,
+            "original_blob_key": new.original_blob_key,
+            "original_size": new.original_size,
+            "original_metadata_json": new.original_metadata_json,
         },
     ).scalar()
     assert watermark is not None

@@ -70,6 +70,14 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+class JobFailedError(Exception):
+    """A handler's job ended as ``failed`` with results to report (a bulk update with failed studies)."""
+
+    def __init__(self, results: dict[str, Any]) -> None:
+        super().__init__("the job completed with errors")
+        self.results = results
+
+
 class LostLeaseError(Exception):
     """Another runner took the job over (our heartbeat expired); stop working on it."""
 

@@ -18,6 +18,15 @@ from dicom_emulator.services.records import InstanceRecord
 
 router = APIRouter(tags=["WADO-RS"])
 
+# azure-behaviour §15.4: true iff the first value is "true" (any case); honoured by these six routes only.
+REQUEST_ORIGINAL = "msdicom-request-original"
+
+
+def _wants_original(request: Request) -> bool:
+    values = request.headers.getlist(REQUEST_ORIGINAL)
+    return bool(values) and values[0].strip().lower() == "true"
+
+
 MULTIPLE_INSTANCES_MESSAGE = (
     "Accept transfer syntax '{ts}' is not supported when multiple instances are matched. Matching instances "
     "can be retrieved with their original transfer syntax by specifying 'transfer-syntax=*' in the Accept header."
@@ -50,6 +59,8 @@ async def _retrieve(
     instance = validate_uid(instance, "SopInstanceUid") if instance is not None else None
     fmt = negotiate_retrieve(accept_header(request), resource)
     records = await runtime.retrieve.instances(partition_key, study, series, instance)
+    if _wants_original(request):
+        records = [r.original() for r in records]
     if fmt.transfer_syntax != "*" and len(records) > 1:
         raise NotAcceptableError(MULTIPLE_INSTANCES_MESSAGE.format(ts=fmt.transfer_syntax))
     if not fmt.multipart:
@@ -85,7 +96,7 @@ async def _metadata(
     study = validate_uid(study, "StudyInstanceUid")
     series = validate_uid(series, "SeriesInstanceUid") if series is not None else None
     instance = validate_uid(instance, "SopInstanceUid") if instance is not None else None
-    result = await runtime.retrieve.metadata(partition_key, study, series, instance)
+    result = await runtime.retrieve.metadata(partition_key, study, series, instance, original=_wants_original(request))
     # Unquoted ETag compared literally (case-insensitive) with If-None-Match (azure-behaviour §3.5).
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and if_none_match.strip().lower() == result.etag.lower():
