@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import time
@@ -39,6 +40,7 @@ from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
 from dicom_emulator.services.workitems import WorkitemService
+from dicom_emulator.storage.azure_blobs import AzureBlobStore, container_client
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, migrate, session_factory
@@ -117,12 +119,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             partitions = PartitionService(SqlPartitionStore(index.sessions), enabled=settings.data_partitions)
             await partitions.check_start()
             blobs: BlobStore
+            if settings.azure_blobs:
+                azure = AzureBlobStore(
+                    container_client(
+                        url=settings.blob_url,
+                        connection_string=settings.blob_connection_string,
+                        container=settings.blob_container,
+                    )
+                )
+                await asyncio.to_thread(azure.ensure_container)
+                blobs = azure
             if settings.in_memory:
-                blobs = MemoryBlobStore()
+                if not settings.azure_blobs:
+                    blobs = MemoryBlobStore()
                 tmp = tempfile.TemporaryDirectory(prefix="dicom-emulator-")
                 spool_dir = Path(tmp.name)
             else:
-                blobs = FileSystemBlobStore(settings.blob_dir)
+                if not settings.azure_blobs:
+                    blobs = FileSystemBlobStore(settings.blob_dir)
                 spool_dir = settings.spool_dir
                 spool_dir.mkdir(parents=True, exist_ok=True)
                 _remove_stale_spool_files(spool_dir)

@@ -33,6 +33,17 @@ def _parser() -> argparse.ArgumentParser:
         help="turn on Azure's data partitions (routes under /{v}/partitions/{name}/...)",
     )
     serve.add_argument(
+        "--blob-url",
+        metavar="URL",
+        help="keep instance files in this Azure Blob Storage container (a SAS URL, or an Azurite container URL)",
+    )
+    serve.add_argument(
+        "--blob-connection-string",
+        metavar="CS",
+        help="keep instance files in Azure Blob Storage: connection string (container: --blob-container)",
+    )
+    serve.add_argument("--blob-container", metavar="NAME", help="container for --blob-connection-string (dicom)")
+    serve.add_argument(
         "--dimse-port",
         type=int,
         metavar="PORT",
