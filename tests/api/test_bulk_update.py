@@ -200,3 +200,17 @@ async def test_second_active_update_is_409(client: httpx.AsyncClient, app: Any) 
     assert r.status_code == 202
     assert r.json()["status"] == "notStarted"
     assert r.json()["results"] == {"studyProcessed": 0, "studyUpdated": 0, "studyFailed": 0, "instanceUpdated": 0}
+
+
+async def test_upsert_after_update_replaces_every_version(client: httpx.AsyncClient, settings: Settings) -> None:
+    ds = make_dataset(patient_name="Old^Name")
+    await stow(client, ds)
+    await update(client, [ds.StudyInstanceUID], NEW_NAME)
+    assert len([p for p in settings.blob_dir.rglob("*.dcm") if ds.StudyInstanceUID in str(p)]) == 2
+    body, ctype = multipart([to_bytes(ds)])
+    r = await client.put("/v2/studies", content=body, headers={**ACCEPT, "Content-Type": ctype})
+    assert r.status_code == 200
+    assert len([p for p in settings.blob_dir.rglob("*.dcm") if ds.StudyInstanceUID in str(p)]) == 1
+    # The stored version is now the first one again: no original to ask for.
+    r = await client.get(f"{instance_url(ds)}/metadata", headers={**ACCEPT, **ORIGINAL})
+    assert r.json()[0]["00100010"]["Value"][0]["Alphabetic"] == "Old^Name"

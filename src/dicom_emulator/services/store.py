@@ -245,8 +245,10 @@ class StoreService:
         for (position, outcome, new), result in zip(batch, results, strict=True):
             if result.error is None:
                 outcomes[position] = outcome
-                if result.old_blob is not None:
-                    await self.blobs.delete(result.old_blob)
+                # An upsert replaces every version, the original a bulk update kept included.
+                for old in (result.old_blob, result.old_original_blob):
+                    if old is not None:
+                        await self.blobs.delete(old)
                 continue
             await self.blobs.delete(new.blob_key)
             if isinstance(result.error, InstanceAlreadyExistsError):

@@ -80,6 +80,8 @@ class AddResult:
     watermark: int | None = None
     # Blob of the version an upsert replaced, to delete after commit.
     old_blob: str | None = None
+    # The original version's blob of the replaced row (kept by $bulkUpdate): a store deletes it too.
+    old_original_blob: str | None = None
     study_key: int = 0
     series_key: int = 0
     # InstanceAlreadyExistsError for a duplicate (45070), any other exception for a storage error (272).
@@ -200,13 +202,16 @@ def _add_one(
         {"study_key": study_key, "partition_key": new.partition_key, "series_uid": new.series_uid},
         new.series_values,
     )
-    old_blob = None
+    old_blob: str | None = None
+    old_original_blob: str | None = None
     if replace:
         # Upsert: the older version goes in this same transaction (its file after commit). Only now, after
         # the study and series rows: every writer locks study → series → instance in that order, so two
         # PUTs of one instance on PostgreSQL cannot deadlock (one holding the study row, the other the
         # instance row it deleted).
-        old_blob = conn.execute(_DELETE_INSTANCE, identity).scalar()
+        old = conn.execute(_DELETE_INSTANCE, identity).first()
+        if old is not None:
+            old_blob, old_original_blob = old[0], old[1]
     watermark = conn.execute(
         _INSERT_INSTANCE,
         {
@@ -238,7 +243,13 @@ def _add_one(
                     tag, value, study_key=study_key, series_key=series_key, watermark=watermark
                 ):
                     conn.execute(statement)
-    return AddResult(watermark=int(watermark), old_blob=old_blob, study_key=study_key, series_key=series_key)
+    return AddResult(
+        watermark=int(watermark),
+        old_blob=old_blob,
+        old_original_blob=old_original_blob,
+        study_key=study_key,
+        series_key=series_key,
+    )
 
 
 # Statements are built once and executed with parameter dictionaries: building a statement per call
@@ -249,7 +260,7 @@ _IDENTITY = (
     & (INSTANCES.c.series_uid == bindparam("series_uid"))
     & (INSTANCES.c.sop_uid == bindparam("sop_uid"))
 )
-_DELETE_INSTANCE = INSTANCES.delete().where(_IDENTITY).returning(INSTANCES.c.blob_key)
+_DELETE_INSTANCE = INSTANCES.delete().where(_IDENTITY).returning(INSTANCES.c.blob_key, INSTANCES.c.original_blob_key)
 _FIND_INSTANCE = select(INSTANCES.c.watermark).where(_IDENTITY).limit(1)
 _INSERT_INSTANCE = INSTANCES.insert().returning(INSTANCES.c.watermark)
 _UPSERTS: dict[tuple[str, str, frozenset[str]], Any] = {}
