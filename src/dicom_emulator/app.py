@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import time
@@ -21,26 +22,33 @@ from dicom_emulator.api.versions import VersionGuardMiddleware
 from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
 from dicom_emulator.dimse.gateway import DimseGateway
+from dicom_emulator.jobs.bulk_update import BulkUpdateHandler
 from dicom_emulator.jobs.expiry import ExpirySweep
+from dicom_emulator.jobs.export import ExportHandler
 from dicom_emulator.jobs.reindex import ReindexHandler
 from dicom_emulator.jobs.runner import JobRunner
 from dicom_emulator.runtime import Runtime
+from dicom_emulator.services.bulk_update import BulkUpdateService
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
+from dicom_emulator.services.export import ExportService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
 from dicom_emulator.services.mpps import MppsService
 from dicom_emulator.services.operations import OperationService
+from dicom_emulator.services.partitions import PartitionService
 from dicom_emulator.services.pixels import PixelService, ThumbnailCache
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
 from dicom_emulator.services.workitems import WorkitemService
+from dicom_emulator.storage.azure_blobs import AzureBlobStore, container_client
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, migrate, session_factory
 from dicom_emulator.storage.index import SqlIndex
-from dicom_emulator.storage.jobs import REINDEX, SqlJobStore
+from dicom_emulator.storage.jobs import EXPORT, REINDEX, UPDATE, SqlJobStore
 from dicom_emulator.storage.mpps_store import SqlMppsStore
+from dicom_emulator.storage.partition_store import SqlPartitionStore
 from dicom_emulator.storage.reindex_store import SqlReindexStore
 from dicom_emulator.storage.tags_store import SqlTagStore
 from dicom_emulator.storage.workitem_store import SqlWorkitemStore
@@ -111,13 +119,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sync_engine = create_sync_sqlite_engine(settings.resolved_database_url)
             index = SqlIndex(session_factory(engine), lock_path=lock_path, sync_engine=sync_engine)
             await index.ensure_default_partition()
+            partitions = PartitionService(SqlPartitionStore(index.sessions), enabled=settings.data_partitions)
+            await partitions.check_start()
             blobs: BlobStore
+            if settings.azure_blobs:
+                azure = AzureBlobStore(
+                    container_client(
+                        url=settings.blob_url,
+                        connection_string=settings.blob_connection_string,
+                        container=settings.blob_container,
+                    )
+                )
+                await asyncio.to_thread(azure.ensure_container)
+                blobs = azure
             if settings.in_memory:
-                blobs = MemoryBlobStore()
+                if not settings.azure_blobs:
+                    blobs = MemoryBlobStore()
                 tmp = tempfile.TemporaryDirectory(prefix="dicom-emulator-")
                 spool_dir = Path(tmp.name)
             else:
-                blobs = FileSystemBlobStore(settings.blob_dir)
+                if not settings.azure_blobs:
+                    blobs = FileSystemBlobStore(settings.blob_dir)
                 spool_dir = settings.spool_dir
                 spool_dir.mkdir(parents=True, exist_ok=True)
                 _remove_stale_spool_files(spool_dir)
@@ -125,6 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tags = SqlTagStore(sessions, sync_engine=sync_engine)
             jobs = SqlJobStore(sessions)
             deleter = DeleteService(index, blobs)
+            export = ExportService(index, blobs, jobs)
+            store = StoreService(index, blobs, tags)
+            bulk_update = BulkUpdateService(index, blobs, jobs, store, spool_dir=spool_dir)
             runner = JobRunner(
                 jobs,
                 {
@@ -134,7 +159,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         jobs,
                         batch_size=settings.reindex_batch_size,
                         pause=settings.reindex_batch_pause,
-                    )
+                    ),
+                    EXPORT: ExportHandler(export),
+                    UPDATE: BulkUpdateHandler(bulk_update),
                 },
                 poll_interval=settings.job_poll_interval,
                 lease=timedelta(seconds=settings.job_lease_seconds),
@@ -143,6 +170,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if settings.worker_index == 0
                 else [],
             )
+            export.wake = runner.wake
+            bulk_update.wake = runner.wake
             retrieve = RetrieveService(index, blobs)
             pixels = PixelService(
                 retrieve,
@@ -155,7 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.runtime = Runtime(
                 settings=settings,
                 spool_dir=spool_dir,
-                store=StoreService(index, blobs, tags),
+                store=store,
                 retrieve=retrieve,
                 search=SearchService(index, tags, loose=settings.loose),
                 delete=deleter,
@@ -165,6 +194,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pixels=pixels,
                 workitems=workitems,
                 mpps=MppsService(SqlMppsStore(sessions), workitems, ae_title=settings.ae_title),
+                partitions=partitions,
+                export=export,
+                bulk_update=bulk_update,
             )
             # The composition root's own handles, for tests that reach under the services (the fronts use the
             # Runtime only).

@@ -73,6 +73,23 @@ def _parser() -> argparse.ArgumentParser:
         f"window= parameter [{_env('loose')}=1]",
     )
     serve.add_argument(
+        "--data-partitions",
+        action="store_true",
+        default=None,
+        help="turn on Azure's data partitions (routes under /{v}/partitions/{name}/...)",
+    )
+    serve.add_argument(
+        "--blob-url",
+        metavar="URL",
+        help="keep instance files in this Azure Blob Storage container (a SAS URL, or an Azurite container URL)",
+    )
+    serve.add_argument(
+        "--blob-connection-string",
+        metavar="CS",
+        help="keep instance files in Azure Blob Storage: connection string (container: --blob-container)",
+    )
+    serve.add_argument("--blob-container", metavar="NAME", help="container for --blob-connection-string (dicom)")
+    serve.add_argument(
         "--dimse-port",
         type=int,
         metavar="PORT",
@@ -160,6 +177,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "database_url",
         "in_memory",
         "loose",
+        "data_partitions",
+        "blob_url",
+        "blob_connection_string",
+        "blob_container",
         "dimse_port",
         "ae_title",
         "workers",

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     database_url: str | None = None
     in_memory: bool = False
     loose: bool = False
+    # Azure's data partitions feature (azure-behaviour §10.3): partition-aware routes only under
+    # /{v}/partitions/{name}/…; off = today's Azure default (those routes answer 400).
+    data_partitions: bool = False
+    # Instance files in Azure Blob Storage instead of the data directory: a container URL (with a SAS, or on
+    # Azurite's development account), or a connection string and a container name.
+    blob_url: str | None = None
+    blob_connection_string: str | None = None
+    blob_container: str = "dicom"
     log_level: str = "info"
     access_log: bool = True
     max_part_size: int = Field(default=MAX_STOW_PART_SIZE, ge=1)
@@ -131,6 +139,17 @@ class Settings(BaseSettings):
         """Where STOW parts are spooled before they are validated and committed."""
         return self.data_dir / "tmp"
 
+    @property
+    def azure_blobs(self) -> bool:
+        return bool(self.blob_url or self.blob_connection_string)
+
+    def _describe_blobs(self) -> str:
+        if self.blob_url:
+            return self.blob_url.split("?", 1)[0]
+        if self.blob_connection_string:
+            return f"Azure Blob Storage container '{self.blob_container}' (connection string)"
+        return "memory" if self.in_memory else str(self.blob_dir.resolve())
+
     def describe(self) -> dict[str, Any]:
         """The configuration as logged at start (password removed from the database URL)."""
         url = self.resolved_database_url
@@ -142,10 +161,11 @@ class Settings(BaseSettings):
             "host": self.host,
             "port": self.port,
             "database": url,
-            "blobs": "memory" if self.in_memory else str(self.blob_dir.resolve()),
+            "blobs": self._describe_blobs(),
             "loose": self.loose,
             "cors": ",".join(self.cors_origin_list) or "off",
             "faults": str(self.faults) if self.faults else "off",
+            "data_partitions": self.data_partitions,
             "dimse": f"{self.ae_title}@{self.host}:{self.dimse_port}" if self.dimse_enabled else "off",
             "workers": self.resolved_workers,
         }

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicom_emulator.config import Settings
+from dicom_emulator.services.bulk_update import BulkUpdateService
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
+from dicom_emulator.services.export import ExportService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
 from dicom_emulator.services.mpps import MppsService
 from dicom_emulator.services.operations import OperationService
+from dicom_emulator.services.partitions import PartitionService
 from dicom_emulator.services.pixels import PixelService
 from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
@@ -41,3 +44,6 @@ class Runtime:
     pixels: PixelService
     workitems: WorkitemService
     mpps: MppsService  # MPPS N-CREATE / N-SET (DIMSE only)
+    partitions: PartitionService
+    export: ExportService
+    bulk_update: BulkUpdateService

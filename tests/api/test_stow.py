@@ -251,16 +251,9 @@ async def test_expiry_headers_validated(client: httpx.AsyncClient, headers: dict
     assert r.status_code == status
 
 
-async def test_not_emulated_routes_answer_clearly(client: httpx.AsyncClient) -> None:
-    body = {"studyInstanceUids": ["1.2.3"], "changeDataset": {}}
-    r = await client.post("/v2/studies/$bulkupdate", json=body)
-    assert (r.status_code, r.text) == (501, "Bulk update ($bulkUpdate) is not emulated by dicom-emulator.")
-    assert (await client.post("/v2/studies/$bulkUpdate", json=body)).status_code == 501
-    r = await client.post("/v1/studies/$bulkUpdate", json=body)
+async def test_azure_feature_routes_reachable_from_stow(client: httpx.AsyncClient) -> None:
+    """$bulkUpdate shares the STOW route (any case); v1 has none. Behaviour in test_bulk_update/test_partitions."""
+    r = await client.post("/v2/studies/$bulkupdate", json={"studyInstanceUids": []})
+    assert (r.status_code, r.text) == (400, "The required field 'StudyInstanceUids' is missing or empty.")
+    r = await client.post("/v1/studies/$bulkUpdate", json={"studyInstanceUids": ["1.2.3"], "changeDataset": {}})
     assert (r.status_code, r.content) == (404, b"")
-    r = await client.post("/v2/export", json={})
-    assert (r.status_code, r.text) == (501, "Export is not emulated by dicom-emulator.")
-    r = await client.get("/v2/partitions")
-    assert (r.status_code, r.text) == (400, "Data partitions feature is disabled.")
-    r = await client.get("/v2/partitions/Microsoft.Default/studies", headers=ACCEPT)
-    assert (r.status_code, r.text) == (400, "Data partitions feature is disabled.")

@@ -63,3 +63,24 @@ def test_help_names_environment_variables(capsys: pytest.CaptureFixture[str]) ->
     for name in ("DICOM_EMULATOR_PORT", "DICOM_EMULATOR_CORS_ORIGINS", "DICOM_EMULATOR_MAX_PART_SIZE", "DATABASE_URL"):
         assert name in out
     assert "--cors-origins" in out and "wildcards" in out
+
+
+def test_partitions_and_blob_backend_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().data_partitions is False
+    monkeypatch.setenv("DICOM_EMULATOR_DATA_PARTITIONS", "true")
+    monkeypatch.setenv("DICOM_EMULATOR_BLOB_CONTAINER", "envcontainer")
+    settings = Settings()
+    assert settings.data_partitions and not settings.azure_blobs
+    args = _parser().parse_args(
+        ["serve", "--blob-url", "http://127.0.0.1:10000/devstoreaccount1/dicom?sv=1&sig=x", "--data-partitions"]
+    )
+    settings = settings_from_args(args)
+    assert settings.data_partitions and settings.azure_blobs
+    assert settings.blob_container == "envcontainer"
+    assert settings.describe()["blobs"] == "http://127.0.0.1:10000/devstoreaccount1/dicom"  # SAS not logged
+    assert settings.describe()["data_partitions"] is True
+    args = _parser().parse_args(
+        ["serve", "--blob-connection-string", "UseDevelopmentStorage=true", "--blob-container", "c2"]
+    )
+    settings = settings_from_args(args)
+    assert (settings.blob_connection_string, settings.blob_container) == ("UseDevelopmentStorage=true", "c2")

@@ -1,18 +1,25 @@
-"""HTTP front: routers for every API area, mounted at the host root under each version segment."""
+"""HTTP front: routers for every API area, mounted at the host root under each version segment.
+
+Partition-aware areas (azure-behaviour §1.2, §14.1) are mounted twice, at ``/{version}`` and at
+``/{version}/partitions/{partitionName}``: the same routes, whose partition dependency (api/deps.py) decides from the
+data partitions setting which of the two forms answers and which is Azure's 400.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from dicom_emulator.api.deps import PARTITION_PARAM
 from dicom_emulator.api.routes import (
     changefeed,
     delete,
     emulator_page,
+    export,
     extended_query_tags,
     faults,
     frames,
-    not_emulated,
     operations,
+    partitions,
     qido,
     rendered,
     stow,
@@ -21,24 +28,19 @@ from dicom_emulator.api.routes import (
     workitems,
 )
 
+PARTITION_AWARE = (qido, stow, wado, frames, rendered, delete, workitems, export)
+SERVICE_WIDE = (changefeed, extended_query_tags, operations, partitions)
+
 
 def build_router() -> APIRouter:
     router = APIRouter()
     router.include_router(system.router)
     router.include_router(faults.router)
     router.include_router(emulator_page.router)
-    for area in (
-        qido,
-        stow,
-        wado,
-        frames,
-        rendered,
-        delete,
-        changefeed,
-        extended_query_tags,
-        operations,
-        workitems,
-        not_emulated,
-    ):
+    for area in PARTITION_AWARE:
+        router.include_router(area.router, prefix="/{version}")
+    for area in SERVICE_WIDE:
         router.include_router(area.router)
+    for area in PARTITION_AWARE:
+        router.include_router(area.router, prefix=f"/{{version}}/partitions/{{{PARTITION_PARAM}}}")
     return router

@@ -47,6 +47,43 @@ async def get_api(request: Request, version: str) -> ApiContext:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ApiDep = Annotated[ApiContext, Depends(get_api)]
 
+# The path parameter of the partition prefix (api/__init__.py mounts partition-aware routers twice).
+PARTITION_PARAM = "partitionName"
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionContext:
+    """The partition a request works in, and the base of the URLs it returns.
+
+    ``base_url`` is ``{scheme}://{host}/{version}[/partitions/{name}]``: RetrieveURLs and workitem locations carry
+    the partition when the request had one (azure-behaviour §14.4); operation hrefs use ``ApiContext.base_url``.
+    """
+
+    key: int
+    name: str
+    base_url: str
+
+
+async def _partition(request: Request, api: ApiContext, runtime: Runtime, *, create: bool) -> PartitionContext:
+    name: str | None = request.path_params.get(PARTITION_PARAM)
+    record = await runtime.partitions.resolve(name, create=create)
+    base_url = api.base_url if name is None else f"{api.base_url}/partitions/{name}"
+    return PartitionContext(key=record.key, name=record.name, base_url=base_url)
+
+
+async def get_partition(request: Request, api: ApiDep, runtime: RuntimeDep) -> PartitionContext:
+    """An existing partition (azure-behaviour §14.1: lookup; an unknown name is 400)."""
+    return await _partition(request, api, runtime, create=False)
+
+
+async def get_or_create_partition(request: Request, api: ApiDep, runtime: RuntimeDep) -> PartitionContext:
+    """STOW and workitem create: an unknown partition is created (azure-behaviour §14.1)."""
+    return await _partition(request, api, runtime, create=True)
+
+
+PartitionDep = Annotated[PartitionContext, Depends(get_partition)]
+NewPartitionDep = Annotated[PartitionContext, Depends(get_or_create_partition)]
+
 
 def accept_header(request: Request) -> str | None:
     """All Accept header lines as one list (a client may send several lines)."""

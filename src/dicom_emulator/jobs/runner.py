@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
-from dicom_emulator.storage.jobs import FAILED, SUCCEEDED, JobRecord, LostLeaseError, SqlJobStore
+from dicom_emulator.storage.jobs import FAILED, SUCCEEDED, JobFailedError, JobRecord, LostLeaseError, SqlJobStore
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,9 @@ class JobRunner:
         except asyncio.CancelledError:
             # Shutdown: leave the row running; its lease expires and a runner resumes it.
             raise
+        except JobFailedError as exc:
+            await self.jobs.finish(job.job_id, self.owner, FAILED, results=exc.results)
+            return
         except Exception as exc:
             logger.exception("job %s failed", job.job_id)
             await self.jobs.finish(job.job_id, self.owner, FAILED, error=str(exc))

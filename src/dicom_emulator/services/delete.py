@@ -27,11 +27,13 @@ class DeleteService:
             message = INSTANCE_NOT_FOUND if sop_uid else SERIES_NOT_FOUND if series_uid else STUDY_NOT_FOUND
             raise NotFoundError(message)
         for record in records:
-            try:
-                await self.blobs.delete(record.blob_key)
-            except OSError:
-                # The rows are gone, so the instance is deleted; an undeletable file is an orphan.
-                logger.warning("could not delete blob %s", record.blob_key, exc_info=True)
+            # Every version goes: the latest and the original kept by a bulk update (azure-behaviour §15.3).
+            for key in record.blob_keys:
+                try:
+                    await self.blobs.delete(key)
+                except OSError:
+                    # The rows are gone, so the instance is deleted; an undeletable file is an orphan.
+                    logger.warning("could not delete blob %s", key, exc_info=True)
         return records
 
     async def expired_studies(self, now: datetime) -> list[tuple[int, str]]:

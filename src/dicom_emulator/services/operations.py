@@ -7,7 +7,7 @@ from typing import Any
 
 from dicom_emulator.errors import NotFoundError
 from dicom_emulator.paging import dotnet_round_trip
-from dicom_emulator.storage.jobs import FINISHED, SUCCEEDED, JobRecord, SqlJobStore
+from dicom_emulator.storage.jobs import EXPORT, FINISHED, SUCCEEDED, JobRecord, SqlJobStore
 
 _GUID = re.compile(r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
 
@@ -22,8 +22,10 @@ def operation_json(job: JobRecord, *, api_major: int) -> dict[str, Any]:
         "createdTime": dotnet_round_trip(job.created_at).replace("+00:00", "Z"),
         "lastUpdatedTime": dotnet_round_trip(job.updated_at).replace("+00:00", "Z"),
         "status": status,
-        "percentComplete": 100 if job.status == SUCCEEDED else job.percent_complete,
     }
+    # Export reports no progress percentage (azure-behaviour §15.2: null, omitted).
+    if job.type != EXPORT:
+        body["percentComplete"] = 100 if job.status == SUCCEEDED else job.percent_complete
     if job.resources:
         body["resources"] = job.resources
     if job.results is not None:

@@ -58,7 +58,6 @@ RENDER_FAILED = "An error was encountered when attempting to convert the dicom f
 NO_IMAGE_MESSAGE = "The specified resource has no instance with pixel data."
 
 ORIGINAL = "*"
-DEFAULT_PARTITION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +168,16 @@ class PixelService:
     # --- frames (azure-behaviour §3.4) ------------------------------------------------------------------
 
     async def frames(
-        self, study_uid: str, series_uid: str, sop_uid: str, numbers: list[int], transfer_syntax: str
+        self,
+        partition_key: int,
+        study_uid: str,
+        series_uid: str,
+        sop_uid: str,
+        numbers: list[int],
+        transfer_syntax: str,
     ) -> FrameParts:
         """The 1-based ``numbers`` of one instance, in the requested order, in ``transfer_syntax``."""
-        record = (await self.retrieve.instances(DEFAULT_PARTITION, study_uid, series_uid, sop_uid))[0]
+        record = (await self.retrieve.instances(partition_key, study_uid, series_uid, sop_uid))[0]
         stored_ts = record.transfer_syntax or ""
         transcode = transfer_syntax not in (ORIGINAL, stored_ts)
         reported = transfer_syntax if transfer_syntax != ORIGINAL else stored_ts
@@ -270,6 +275,7 @@ class PixelService:
 
     async def rendered(
         self,
+        partition_key: int,
         study_uid: str,
         series_uid: str,
         sop_uid: str,
@@ -280,7 +286,7 @@ class PixelService:
         window: Window | None = None,
     ) -> bytes:
         """Frame ``frame_number`` (1-based) of one instance as ``image/jpeg`` or ``image/png``."""
-        record = (await self.retrieve.instances(DEFAULT_PARTITION, study_uid, series_uid, sop_uid))[0]
+        record = (await self.retrieve.instances(partition_key, study_uid, series_uid, sop_uid))[0]
         return await self._render(record, frame_number, media_type, quality=quality, window=window)
 
     async def _render(
@@ -326,6 +332,7 @@ class PixelService:
 
     async def thumbnail(
         self,
+        partition_key: int,
         study_uid: str,
         series_uid: str | None,
         sop_uid: str | None,
@@ -337,7 +344,7 @@ class PixelService:
     ) -> bytes:
         """Emulator-only DICOMweb thumbnail (PS3.18 §9.5.1): an instance, or a representative instance of a
         series or study (the lowest Instance Number among instances with frames), frame 1, in ``viewport``."""
-        records = await self.retrieve.instances(DEFAULT_PARTITION, study_uid, series_uid, sop_uid)
+        records = await self.retrieve.instances(partition_key, study_uid, series_uid, sop_uid)
         record = records[0] if sop_uid is not None else self._representative(records)
         key = (record.watermark, media_type, viewport, quality, window)
         cached = self.thumbnails.get(key)

@@ -46,11 +46,19 @@ class RetrieveService:
         raise NotFoundError(STUDY_NOT_FOUND)
 
     async def metadata(
-        self, partition_key: int, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+        self,
+        partition_key: int,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+        *,
+        original: bool = False,
     ) -> MetadataResult:
         """Metadata array and its ETag: ``{maxWatermark}-{count}``, or ``{watermark}`` for one instance
-        (azure-behaviour §3.5)."""
+        (azure-behaviour §3.5); with ``original``, of each instance's first version (azure-behaviour §15.4)."""
         records = await self.instances(partition_key, study_uid, series_uid, sop_uid)
+        if original:
+            records = [r.original() for r in records]
         if sop_uid is not None:
             etag = str(records[0].watermark)
         else:

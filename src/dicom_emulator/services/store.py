@@ -247,8 +247,10 @@ class StoreService:
         for (position, outcome, new), result in zip(batch, results, strict=True):
             if result.error is None:
                 outcomes[position] = outcome
-                if result.old_blob is not None:
-                    await self.blobs.delete(result.old_blob)
+                # An upsert replaces every version, the original a bulk update kept included.
+                for old in (result.old_blob, result.old_original_blob):
+                    if old is not None:
+                        await self.blobs.delete(old)
                 continue
             await self.blobs.delete(new.blob_key)
             if isinstance(result.error, InstanceAlreadyExistsError):
@@ -257,6 +259,19 @@ class StoreService:
                 # Any other storage error fails this instance with 272 (azure-behaviour §2.3 step 7).
                 logger.error("storing %s failed", outcome.sop_uid, exc_info=result.error)
                 outcomes[position] = _failed(outcome, status.PROCESSING_FAILURE)
+
+
+def prepare_new_version(
+    path: Path, request: StoreRequest, extended_tags: Collection[int]
+) -> tuple[StoreOutcome, NewInstance | None]:
+    """Parse and validate a rewritten file (``$bulkUpdate``) the way STOW does; the NewInstance when it is storable.
+
+    Blocking (run it in a worker thread). The file is not moved: the caller places it under ``new.blob_key``.
+    """
+    prepared = _prepare(path, request, extended_tags)
+    if not prepared.outcome.stored or prepared.parsed is None:
+        return prepared.outcome, None
+    return prepared.outcome, _new_instance(prepared, request)
 
 
 def _failed(outcome: StoreOutcome, code: int) -> StoreOutcome:

@@ -175,6 +175,12 @@ class WorkitemService:
         self.partition_key = partition_key
         self.clock = clock
 
+    def in_partition(self, partition_key: int) -> WorkitemService:
+        """The same service working in another data partition (azure-behaviour §14); cheap, built per request."""
+        if partition_key == self.partition_key:
+            return self
+        return WorkitemService(self.store, partition_key=partition_key, clock=self.clock)
+
     # --- HTTP: Azure's UPS-RS ----------------------------------------------------------------------------------
 
     async def create(self, dataset: Dataset, workitem_uid: str | None = None) -> WorkitemRecord:

@@ -11,7 +11,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from dicom_emulator.clock import utcnow
 from dicom_emulator.storage.instance_writes import (
     ACTION_CREATE,
+    ACTION_UPDATE,
     FEED_LOCK_ID,
     AddResult,
     NewInstance,
@@ -44,10 +45,9 @@ from dicom_emulator.storage.write_lock import ProcessWriteLock
 P = ParamSpec("P")
 T = TypeVar("T")
 
-__all__ = ["ACTION_CREATE", "AddResult", "InstanceRecord", "NewInstance", "SqlIndex"]
+__all__ = ["ACTION_CREATE", "ACTION_UPDATE", "AddResult", "InstanceRecord", "NewInstance", "SqlIndex"]
 
 ACTION_DELETE = "Delete"
-ACTION_UPDATE = "Update"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,32 @@ class InstanceRecord:
     metadata_json: str
     # Frame byte ranges (dicom/frames.py JSON); None when unknown (computed on demand).
     frames_json: str | None = None
+    # The first version, when $bulkUpdate replaced it (azure-behaviour §15.3); None otherwise.
+    original_watermark: int | None = None
+    original_blob_key: str | None = None
+    original_size: int | None = None
+    original_metadata_json: str | None = None
+
+    def original(self) -> InstanceRecord:
+        """The original version (``msdicom-request-original``, azure-behaviour §15.4); itself when never updated."""
+        if self.original_watermark is None or self.original_blob_key is None:
+            return self
+        return replace(
+            self,
+            watermark=self.original_watermark,
+            blob_key=self.original_blob_key,
+            size=self.original_size if self.original_size is not None else self.size,
+            metadata_json=self.original_metadata_json or self.metadata_json,
+            frames_json=None,  # byte ranges of the latest file; the original's are located on demand
+        )
+
+    @property
+    def blob_keys(self) -> list[str]:
+        """Every file of this instance: the latest version and the original one."""
+        keys = [self.blob_key]
+        if self.original_blob_key is not None and self.original_blob_key != self.blob_key:
+            keys.append(self.original_blob_key)
+        return keys
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -87,6 +113,10 @@ def _record(row: Instance) -> InstanceRecord:
         number_of_frames=row.number_of_frames,
         metadata_json=row.metadata_json,
         frames_json=row.frames_json,
+        original_watermark=row.original_watermark,
+        original_blob_key=row.original_blob_key,
+        original_size=row.original_size,
+        original_metadata_json=row.original_metadata_json,
     )
 
 

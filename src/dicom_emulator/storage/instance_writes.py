@@ -32,6 +32,7 @@ from dicom_emulator.storage.tags_store import TagRecord, active_tags_sync, value
 # Any constant: the advisory lock that orders change-feed commits on PostgreSQL (see lock_feed).
 FEED_LOCK_ID = 0x44434D46
 ACTION_CREATE = "Create"
+ACTION_UPDATE = "Update"
 ALREADY_EXISTS_MESSAGE = "The instance already exists."
 
 STUDIES: Table = Study.__table__  # type: ignore[assignment]
@@ -61,6 +62,15 @@ class NewInstance:
     metadata: dict[str, Any] | None = None
     # Frame byte ranges computed at store time (dicom/frames.py JSON; "[]" = no frames, None = unknown).
     frames_json: str | None = None
+    # The change-feed action: Create for a store, Update for a new version written by $bulkUpdate.
+    action: str = ACTION_CREATE
+    # $bulkUpdate keeps the study's msdicom-expiry time (a store sets it from the request's headers).
+    keep_expiry: bool = False
+    # The first version of an updated instance (azure-behaviour §15.3), carried over to the new row.
+    original_watermark: int | None = None
+    original_blob_key: str | None = None
+    original_size: int | None = None
+    original_metadata_json: str | None = None
 
 
 @dataclass(slots=True)
@@ -70,6 +80,8 @@ class AddResult:
     watermark: int | None = None
     # Blob of the version an upsert replaced, to delete after commit.
     old_blob: str | None = None
+    # The original version's blob of the replaced row (kept by $bulkUpdate): a store deletes it too.
+    old_original_blob: str | None = None
     study_key: int = 0
     series_key: int = 0
     # InstanceAlreadyExistsError for a duplicate (45070), any other exception for a storage error (272).
@@ -121,7 +133,7 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
         feed.append(
             {
                 "timestamp": now,
-                "action": ACTION_CREATE,
+                "action": new.action,
                 "partition_key": new.partition_key,
                 "study_uid": new.study_uid,
                 "series_uid": new.series_uid,
@@ -175,7 +187,7 @@ def _add_one(
     }
     if not replace and check and conn.execute(_FIND_INSTANCE, identity).first() is not None:
         return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE))
-    study_values = {"expires_at": new.expires_at, **new.study_values}
+    study_values = new.study_values if new.keep_expiry else {"expires_at": new.expires_at, **new.study_values}
     study_key = _upsert(
         conn,
         STUDIES,
@@ -190,13 +202,16 @@ def _add_one(
         {"study_key": study_key, "partition_key": new.partition_key, "series_uid": new.series_uid},
         new.series_values,
     )
-    old_blob = None
+    old_blob: str | None = None
+    old_original_blob: str | None = None
     if replace:
         # Upsert: the older version goes in this same transaction (its file after commit). Only now, after
         # the study and series rows: every writer locks study → series → instance in that order, so two
         # PUTs of one instance on PostgreSQL cannot deadlock (one holding the study row, the other the
         # instance row it deleted).
-        old_blob = conn.execute(_DELETE_INSTANCE, identity).scalar()
+        old = conn.execute(_DELETE_INSTANCE, identity).first()
+        if old is not None:
+            old_blob, old_original_blob = old[0], old[1]
     watermark = conn.execute(
         _INSERT_INSTANCE,
         {
@@ -211,6 +226,10 @@ def _add_one(
             "metadata_json": new.metadata_json,
             "frames_json": new.frames_json,
             "created_at": now,
+            "original_watermark": new.original_watermark,
+            "original_blob_key": new.original_blob_key,
+            "original_size": new.original_size,
+            "original_metadata_json": new.original_metadata_json,
         },
     ).scalar()
     assert watermark is not None
@@ -224,7 +243,13 @@ def _add_one(
                     tag, value, study_key=study_key, series_key=series_key, watermark=watermark
                 ):
                     conn.execute(statement)
-    return AddResult(watermark=int(watermark), old_blob=old_blob, study_key=study_key, series_key=series_key)
+    return AddResult(
+        watermark=int(watermark),
+        old_blob=old_blob,
+        old_original_blob=old_original_blob,
+        study_key=study_key,
+        series_key=series_key,
+    )
 
 
 # Statements are built once and executed with parameter dictionaries: building a statement per call
@@ -235,7 +260,7 @@ _IDENTITY = (
     & (INSTANCES.c.series_uid == bindparam("series_uid"))
     & (INSTANCES.c.sop_uid == bindparam("sop_uid"))
 )
-_DELETE_INSTANCE = INSTANCES.delete().where(_IDENTITY).returning(INSTANCES.c.blob_key)
+_DELETE_INSTANCE = INSTANCES.delete().where(_IDENTITY).returning(INSTANCES.c.blob_key, INSTANCES.c.original_blob_key)
 _FIND_INSTANCE = select(INSTANCES.c.watermark).where(_IDENTITY).limit(1)
 _INSERT_INSTANCE = INSTANCES.insert().returning(INSTANCES.c.watermark)
 _UPSERTS: dict[tuple[str, str, frozenset[str]], Any] = {}

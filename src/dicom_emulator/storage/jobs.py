@@ -28,6 +28,8 @@ FINISHED = frozenset({SUCCEEDED, FAILED, CANCELED})
 
 # Job types (the ``type`` column): services queue them, the composition root registers a handler (jobs/) for each.
 REINDEX = "reindex"  # index existing instances on newly added extended query tags (jobs/reindex.py)
+EXPORT = "export"  # copy instances to Azure Blob Storage (services/export.py)
+UPDATE = "update"  # bulk update of studies (services/bulk_update.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,14 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+class JobFailedError(Exception):
+    """A handler's job ended as ``failed`` with results to report (a bulk update with failed studies)."""
+
+    def __init__(self, results: dict[str, Any]) -> None:
+        super().__init__("the job completed with errors")
+        self.results = results
+
+
 class LostLeaseError(Exception):
     """Another runner took the job over (our heartbeat expired); stop working on it."""
 
@@ -84,6 +94,7 @@ class SqlJobStore:
         resources: list[str],
         *,
         job_id: str | None = None,
+        results: dict[str, Any] | None = None,
     ) -> str:
         """Queue a job inside the caller's transaction; returns its id."""
         now = utcnow()
@@ -96,6 +107,7 @@ class SqlJobStore:
                 percent_complete=0,
                 payload=json.dumps(payload),
                 resources=json.dumps(resources),
+                results=json.dumps(results) if results is not None else None,
                 attempts=0,
                 created_at=now,
                 updated_at=now,
@@ -152,10 +164,14 @@ class SqlJobStore:
         *,
         cursor: int | None = None,
         percent: int | None = None,
+        results: dict[str, Any] | None = None,
     ) -> None:
-        """Record progress in the caller's transaction; raises LostLeaseError if the job is not ours."""
+        """Record progress (and the results so far) in the caller's transaction; raises LostLeaseError if the job is
+        not ours."""
         now = utcnow()
         values: dict[str, Any] = {"heartbeat": now, "updated_at": now}
+        if results is not None:
+            values["results"] = json.dumps(results)
         if cursor is not None:
             values["cursor"] = cursor
         if percent is not None:

@@ -124,6 +124,12 @@ class Instance(Base):
     # NULL when the instance has no pixel data), so frame retrieval never parses the dataset.
     frames_json: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The first version of an instance changed by $bulkUpdate, kept for ``msdicom-request-original``
+    # (azure-behaviour §15.3, §15.4); NULL for instances never updated. Intermediate versions are not kept.
+    original_watermark: Mapped[int | None] = mapped_column(BigInteger)
+    original_blob_key: Mapped[str | None] = mapped_column(String())
+    original_size: Mapped[int | None] = mapped_column(BigInteger)
+    original_metadata_json: Mapped[str | None] = mapped_column(Text)
 
 
 class ChangeFeedEntry(Base):

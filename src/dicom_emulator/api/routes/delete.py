@@ -5,31 +5,35 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from dicom_emulator.api.deps import ApiDep, RuntimeDep
+from dicom_emulator.api.deps import ApiDep, PartitionDep, RuntimeDep
 from dicom_emulator.dicom.identifiers import validate_uid
 
 router = APIRouter(tags=["DELETE"])
 
 
-@router.delete("/{version}/studies/{study}")
-async def delete_study(api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+@router.delete("/studies/{study}")
+async def delete_study(api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str) -> Response:
     """Delete a study."""
-    await runtime.delete.delete(1, validate_uid(study, "StudyInstanceUid"))
+    await runtime.delete.delete(partition.key, validate_uid(study, "StudyInstanceUid"))
     return Response(status_code=204)
 
 
-@router.delete("/{version}/studies/{study}/series/{series}")
-async def delete_series(api: ApiDep, runtime: RuntimeDep, study: str, series: str) -> Response:
+@router.delete("/studies/{study}/series/{series}")
+async def delete_series(api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str) -> Response:
     """Delete a series."""
-    await runtime.delete.delete(1, validate_uid(study, "StudyInstanceUid"), validate_uid(series, "SeriesInstanceUid"))
+    await runtime.delete.delete(
+        partition.key, validate_uid(study, "StudyInstanceUid"), validate_uid(series, "SeriesInstanceUid")
+    )
     return Response(status_code=204)
 
 
-@router.delete("/{version}/studies/{study}/series/{series}/instances/{instance}")
-async def delete_instance(api: ApiDep, runtime: RuntimeDep, study: str, series: str, instance: str) -> Response:
+@router.delete("/studies/{study}/series/{series}/instances/{instance}")
+async def delete_instance(
+    api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str, instance: str
+) -> Response:
     """Delete an instance."""
     await runtime.delete.delete(
-        1,
+        partition.key,
         validate_uid(study, "StudyInstanceUid"),
         validate_uid(series, "SeriesInstanceUid"),
         validate_uid(instance, "SopInstanceUid"),

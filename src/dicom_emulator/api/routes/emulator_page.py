@@ -23,6 +23,7 @@ from dicom_emulator.dicom.tags import QueryResource
 from dicom_emulator.errors import EmulatorError
 from dicom_emulator.runtime import Runtime
 from dicom_emulator.services.operations import operation_json
+from dicom_emulator.services.partitions import DEFAULT_PARTITION_KEY
 
 router = APIRouter(tags=["emulator"], include_in_schema=False)
 
@@ -221,7 +222,10 @@ async def page_thumbnail(runtime: RuntimeDep, study: str, series: str | None = N
     study = validate_uid(study, "StudyInstanceUid")
     series = validate_uid(series, "SeriesInstanceUid") if series is not None else None
     try:
-        image = await runtime.pixels.thumbnail(study, series, None, "image/jpeg", viewport=THUMBNAIL, quality=85)
+        # The page shows the default partition (Microsoft.Default), where DIMSE and unpartitioned clients store.
+        image = await runtime.pixels.thumbnail(
+            DEFAULT_PARTITION_KEY, study, series, None, "image/jpeg", viewport=THUMBNAIL, quality=85
+        )
     except EmulatorError:
         return Response(status_code=404)
     return Response(image, media_type="image/jpeg", headers={"Cache-Control": "max-age=60"})

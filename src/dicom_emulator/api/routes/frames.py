@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header
+from dicom_emulator.api.deps import ApiDep, PartitionDep, RuntimeDep, accept_header
 from dicom_emulator.api.multipart import new_boundary, write_multipart
 from dicom_emulator.api.negotiation import RetrieveResource, negotiate_retrieve
 from dicom_emulator.dicom.identifiers import validate_uid
@@ -83,9 +83,16 @@ def validate_frame_numbers(numbers: list[int]) -> None:
         raise BadRequestError(INVALID_FRAMES_MESSAGE)
 
 
-@router.get("/{version}/studies/{study}/series/{series}/instances/{instance}/frames/{frames}")
+@router.get("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}")
 async def retrieve_frames(
-    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str, instance: str, frames: str
+    request: Request,
+    api: ApiDep,
+    runtime: RuntimeDep,
+    partition: PartitionDep,
+    study: str,
+    series: str,
+    instance: str,
+    frames: str,
 ) -> Response:
     """Retrieve frames (1-based, comma-separated; ``%2C`` is decoded with the path) in the requested order."""
     numbers = parse_frame_list(frames)
@@ -96,7 +103,7 @@ async def retrieve_frames(
     fmt = negotiate_retrieve(accept_header(request), RetrieveResource.FRAMES)
     if not fmt.multipart and len(numbers) > 1:
         raise BadRequestError(SINGLE_PART_MESSAGE)
-    result = await runtime.pixels.frames(study, series, instance, numbers, fmt.transfer_syntax)
+    result = await runtime.pixels.frames(partition.key, study, series, instance, numbers, fmt.transfer_syntax)
     content_type = f"{fmt.media_type}; transfer-syntax={result.transfer_syntax}"
     if not fmt.multipart:
         return StreamingResponse(result.parts[0], media_type=content_type)

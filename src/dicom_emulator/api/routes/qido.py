@@ -7,7 +7,7 @@ import json
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header
+from dicom_emulator.api.deps import ApiDep, PartitionContext, PartitionDep, RuntimeDep, accept_header
 from dicom_emulator.api.negotiation import require_dicom_json
 from dicom_emulator.dicom.identifiers import validate_uid
 from dicom_emulator.dicom.tags import QueryResource
@@ -20,6 +20,7 @@ async def _search(
     request: Request,
     api: ApiDep,
     runtime: Runtime,
+    partition: PartitionContext,
     resource: QueryResource,
     study: str | None = None,
     series: str | None = None,
@@ -29,7 +30,7 @@ async def _search(
     series = validate_uid(series, "SeriesInstanceUid") if series is not None else None
     params = request.query_params.multi_items()
     search, results = await runtime.search.run(
-        params, resource, api_major=api.major, study_uid=study, series_uid=series
+        params, resource, api_major=api.major, partition_key=partition.key, study_uid=study, series_uid=series
     )
     # Filters on extended query tags that have indexing errors are named in this header (azure-behaviour §4.7).
     headers = {"erroneous-dicom-attributes": ",".join(search.erroneous_keys)} if search.erroneous_keys else None
@@ -38,39 +39,43 @@ async def _search(
     return Response(content=json.dumps(results).encode(), media_type="application/dicom+json", headers=headers)
 
 
-@router.get("/{version}/studies")
-async def search_studies(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+@router.get("/studies")
+async def search_studies(request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep) -> Response:
     """Search all studies."""
-    return await _search(request, api, runtime, QueryResource.ALL_STUDIES)
+    return await _search(request, api, runtime, partition, QueryResource.ALL_STUDIES)
 
 
-@router.get("/{version}/series")
-async def search_series(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+@router.get("/series")
+async def search_series(request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep) -> Response:
     """Search all series."""
-    return await _search(request, api, runtime, QueryResource.ALL_SERIES)
+    return await _search(request, api, runtime, partition, QueryResource.ALL_SERIES)
 
 
-@router.get("/{version}/instances")
-async def search_instances(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+@router.get("/instances")
+async def search_instances(request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep) -> Response:
     """Search all instances."""
-    return await _search(request, api, runtime, QueryResource.ALL_INSTANCES)
+    return await _search(request, api, runtime, partition, QueryResource.ALL_INSTANCES)
 
 
-@router.get("/{version}/studies/{study}/series")
-async def search_study_series(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+@router.get("/studies/{study}/series")
+async def search_study_series(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str
+) -> Response:
     """Search the series of a study."""
-    return await _search(request, api, runtime, QueryResource.STUDY_SERIES, study)
+    return await _search(request, api, runtime, partition, QueryResource.STUDY_SERIES, study)
 
 
-@router.get("/{version}/studies/{study}/instances")
-async def search_study_instances(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+@router.get("/studies/{study}/instances")
+async def search_study_instances(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str
+) -> Response:
     """Search the instances of a study."""
-    return await _search(request, api, runtime, QueryResource.STUDY_INSTANCES, study)
+    return await _search(request, api, runtime, partition, QueryResource.STUDY_INSTANCES, study)
 
 
-@router.get("/{version}/studies/{study}/series/{series}/instances")
+@router.get("/studies/{study}/series/{series}/instances")
 async def search_series_instances(
-    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str
 ) -> Response:
     """Search the instances of a series."""
-    return await _search(request, api, runtime, QueryResource.SERIES_INSTANCES, study, series)
+    return await _search(request, api, runtime, partition, QueryResource.SERIES_INSTANCES, study, series)

@@ -20,7 +20,7 @@ import re
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header
+from dicom_emulator.api.deps import ApiDep, PartitionDep, RuntimeDep, accept_header
 from dicom_emulator.api.negotiation import IMAGE_JPEG, IMAGE_PNG, negotiate_rendered, parse_accept
 from dicom_emulator.api.routes.frames import INVALID_FRAMES_MESSAGE, INVALID_PARAMETER_MESSAGE
 from dicom_emulator.dicom.identifiers import validate_uid
@@ -134,7 +134,13 @@ def negotiate_thumbnail(accept: str | None) -> str:
 
 
 async def _rendered(
-    request: Request, runtime: Runtime, study: str, series: str, instance: str, frame_raw: str | None
+    request: Request,
+    runtime: Runtime,
+    partition_key: int,
+    study: str,
+    series: str,
+    instance: str,
+    frame_raw: str | None,
 ) -> Response:
     frame = bind_int(frame_raw, "frame", 1) if frame_raw is not None else 1
     quality = bind_int(_query_value(request, "quality"), "quality", DEFAULT_QUALITY)
@@ -147,28 +153,42 @@ async def _rendered(
         raise BadRequestError(INVALID_QUALITY_MESSAGE)
     media_type = negotiate_rendered(accept_header(request))
     window = parse_window(_query_value(request, "window")) if runtime.settings.loose else None
-    image = await runtime.pixels.rendered(study, series, instance, frame, media_type, quality=quality, window=window)
+    image = await runtime.pixels.rendered(
+        partition_key, study, series, instance, frame, media_type, quality=quality, window=window
+    )
     return Response(content=image, media_type=media_type)
 
 
-@router.get("/{version}/studies/{study}/series/{series}/instances/{instance}/rendered")
+@router.get("/studies/{study}/series/{series}/instances/{instance}/rendered")
 async def retrieve_rendered_instance(
-    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str, instance: str
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str, instance: str
 ) -> Response:
     """Frame 1 of an instance as ``image/jpeg`` (default) or ``image/png``."""
-    return await _rendered(request, runtime, study, series, instance, None)
+    return await _rendered(request, runtime, partition.key, study, series, instance, None)
 
 
-@router.get("/{version}/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered")
+@router.get("/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered")
 async def retrieve_rendered_frame(
-    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str, instance: str, frame: str
+    request: Request,
+    api: ApiDep,
+    runtime: RuntimeDep,
+    partition: PartitionDep,
+    study: str,
+    series: str,
+    instance: str,
+    frame: str,
 ) -> Response:
     """One frame (1-based) of an instance as ``image/jpeg`` (default) or ``image/png``."""
-    return await _rendered(request, runtime, study, series, instance, frame)
+    return await _rendered(request, runtime, partition.key, study, series, instance, frame)
 
 
 async def _thumbnail(
-    request: Request, runtime: Runtime, study: str, series: str | None = None, instance: str | None = None
+    request: Request,
+    runtime: Runtime,
+    partition_key: int,
+    study: str,
+    series: str | None = None,
+    instance: str | None = None,
 ) -> Response:
     if not runtime.settings.loose:
         return Response(status_code=404)  # not an Azure route: the same empty 404 as any unknown route
@@ -182,26 +202,30 @@ async def _thumbnail(
     window = parse_window(_query_value(request, "window"))
     media_type = negotiate_thumbnail(accept_header(request))
     image = await runtime.pixels.thumbnail(
-        study, series, instance, media_type, viewport=viewport, quality=quality, window=window
+        partition_key, study, series, instance, media_type, viewport=viewport, quality=quality, window=window
     )
     return Response(content=image, media_type=media_type)
 
 
-@router.get("/{version}/studies/{study}/thumbnail")
-async def study_thumbnail(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+@router.get("/studies/{study}/thumbnail")
+async def study_thumbnail(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str
+) -> Response:
     """Emulator-only (``--loose``): thumbnail of a representative instance of the study."""
-    return await _thumbnail(request, runtime, study)
+    return await _thumbnail(request, runtime, partition.key, study)
 
 
-@router.get("/{version}/studies/{study}/series/{series}/thumbnail")
-async def series_thumbnail(request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str) -> Response:
+@router.get("/studies/{study}/series/{series}/thumbnail")
+async def series_thumbnail(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str
+) -> Response:
     """Emulator-only (``--loose``): thumbnail of a representative instance of the series."""
-    return await _thumbnail(request, runtime, study, series)
+    return await _thumbnail(request, runtime, partition.key, study, series)
 
 
-@router.get("/{version}/studies/{study}/series/{series}/instances/{instance}/thumbnail")
+@router.get("/studies/{study}/series/{series}/instances/{instance}/thumbnail")
 async def instance_thumbnail(
-    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str, instance: str
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str, instance: str
 ) -> Response:
     """Emulator-only (``--loose``): thumbnail of frame 1 of an instance."""
-    return await _thumbnail(request, runtime, study, series, instance)
+    return await _thumbnail(request, runtime, partition.key, study, series, instance)

@@ -8,10 +8,19 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header, warning_header
+from dicom_emulator.api.deps import (
+    ApiDep,
+    NewPartitionDep,
+    PartitionContext,
+    RuntimeDep,
+    accept_header,
+    get_or_create_partition,
+    get_partition,
+    warning_header,
+)
 from dicom_emulator.api.multipart import SpooledPart, read_multipart, spool_body
 from dicom_emulator.api.negotiation import parse_stow_content_type, require_dicom_json
-from dicom_emulator.api.routes.not_emulated import BULK_UPDATE, bulk_update
+from dicom_emulator.api.routes.bulk_update import BULK_UPDATE, bulk_update
 from dicom_emulator.api.stow_response import build_store_response, store_status
 from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.identifiers import validate_uid
@@ -81,7 +90,15 @@ async def _spool(request: Request, runtime: RuntimeDep) -> list[SpooledPart]:
     return parts
 
 
-async def _store(request: Request, api: ApiDep, runtime: RuntimeDep, study: str | None, *, replace: bool) -> Response:
+async def _store(
+    request: Request,
+    api: ApiDep,
+    runtime: RuntimeDep,
+    partition: PartitionContext,
+    study: str | None,
+    *,
+    replace: bool,
+) -> Response:
     require_dicom_json(accept_header(request))
     route_study = validate_uid(study, "StudyInstanceUid") if study is not None else None
     expiry = _expiry(request)
@@ -93,13 +110,14 @@ async def _store(request: Request, api: ApiDep, runtime: RuntimeDep, study: str 
         route_study_uid=route_study,
         replace=replace,
         expires_at=utcnow() + expiry if expiry is not None else None,
+        partition_key=partition.key,
     )
     try:
         outcomes = await runtime.store.store_many([part.path for part in parts], store_request)
     finally:
         for part in parts:
             part.path.unlink(missing_ok=True)
-    body = build_store_response(outcomes, api_major=api.major, base_url=api.base_url, route_study_uid=route_study)
+    body = build_store_response(outcomes, api_major=api.major, base_url=partition.base_url, route_study_uid=route_study)
     headers = {}
     if any(o.multiple_values_warning for o in outcomes if o.stored):
         headers["Warning"] = warning_header(api, MULTIPLE_VALUES_WARNING)
@@ -112,27 +130,31 @@ async def _store(request: Request, api: ApiDep, runtime: RuntimeDep, study: str 
     )
 
 
-@router.post("/{version}/studies")
-async def store_instances(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+@router.post("/studies")
+async def store_instances(request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep) -> Response:
     """Store instances (STOW-RS)."""
-    return await _store(request, api, runtime, None, replace=False)
+    return await _store(request, api, runtime, partition, None, replace=False)
 
 
-@router.post("/{version}/studies/{study}")
+@router.post("/studies/{study}")
 async def store_study_instances(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
     """Store instances of one study (STOW-RS)."""
+    # Resolved here, not as a dependency: STOW creates an unknown partition, bulk update does not (§14.1).
     if study.lower() == BULK_UPDATE:
-        return bulk_update(api)
-    return await _store(request, api, runtime, study, replace=False)
+        return await bulk_update(request, api, runtime, await get_partition(request, api, runtime))
+    partition = await get_or_create_partition(request, api, runtime)
+    return await _store(request, api, runtime, partition, study, replace=False)
 
 
-@router.put("/{version}/studies")
-async def upsert_instances(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+@router.put("/studies")
+async def upsert_instances(request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep) -> Response:
     """Store instances, replacing existing ones (Azure upsert)."""
-    return await _store(request, api, runtime, None, replace=True)
+    return await _store(request, api, runtime, partition, None, replace=True)
 
 
-@router.put("/{version}/studies/{study}")
-async def upsert_study_instances(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+@router.put("/studies/{study}")
+async def upsert_study_instances(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep, study: str
+) -> Response:
     """Store instances of one study, replacing existing ones (Azure upsert)."""
-    return await _store(request, api, runtime, study, replace=True)
+    return await _store(request, api, runtime, partition, study, replace=True)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from dicom_emulator.api.deps import ApiDep, RuntimeDep, accept_header
+from dicom_emulator.api.deps import ApiDep, PartitionDep, RuntimeDep, accept_header
 from dicom_emulator.api.multipart import new_boundary, write_multipart
 from dicom_emulator.api.negotiation import RetrieveResource, negotiate_retrieve, require_dicom_json
 from dicom_emulator.dicom.identifiers import validate_uid
@@ -17,6 +17,15 @@ from dicom_emulator.runtime import Runtime
 from dicom_emulator.services.records import InstanceRecord
 
 router = APIRouter(tags=["WADO-RS"])
+
+# azure-behaviour §15.4: true iff the first value is "true" (any case); honoured by these six routes only.
+REQUEST_ORIGINAL = "msdicom-request-original"
+
+
+def _wants_original(request: Request) -> bool:
+    values = request.headers.getlist(REQUEST_ORIGINAL)
+    return bool(values) and values[0].strip().lower() == "true"
+
 
 MULTIPLE_INSTANCES_MESSAGE = (
     "Accept transfer syntax '{ts}' is not supported when multiple instances are matched. Matching instances "
@@ -39,6 +48,7 @@ async def _instance_body(runtime: Runtime, record: InstanceRecord, ts: str) -> t
 async def _retrieve(
     request: Request,
     runtime: Runtime,
+    partition_key: int,
     resource: RetrieveResource,
     study: str,
     series: str | None = None,
@@ -48,7 +58,9 @@ async def _retrieve(
     series = validate_uid(series, "SeriesInstanceUid") if series is not None else None
     instance = validate_uid(instance, "SopInstanceUid") if instance is not None else None
     fmt = negotiate_retrieve(accept_header(request), resource)
-    records = await runtime.retrieve.instances(1, study, series, instance)
+    records = await runtime.retrieve.instances(partition_key, study, series, instance)
+    if _wants_original(request):
+        records = [r.original() for r in records]
     if fmt.transfer_syntax != "*" and len(records) > 1:
         raise NotAcceptableError(MULTIPLE_INSTANCES_MESSAGE.format(ts=fmt.transfer_syntax))
     if not fmt.multipart:
@@ -75,6 +87,7 @@ async def _retrieve(
 async def _metadata(
     request: Request,
     runtime: Runtime,
+    partition_key: int,
     study: str,
     series: str | None = None,
     instance: str | None = None,
@@ -83,7 +96,7 @@ async def _metadata(
     study = validate_uid(study, "StudyInstanceUid")
     series = validate_uid(series, "SeriesInstanceUid") if series is not None else None
     instance = validate_uid(instance, "SopInstanceUid") if instance is not None else None
-    result = await runtime.retrieve.metadata(1, study, series, instance)
+    result = await runtime.retrieve.metadata(partition_key, study, series, instance, original=_wants_original(request))
     # Unquoted ETag compared literally (case-insensitive) with If-None-Match (azure-behaviour §3.5).
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and if_none_match.strip().lower() == result.etag.lower():
@@ -91,43 +104,49 @@ async def _metadata(
     return Response(content=result.body, media_type="application/dicom+json", headers={"ETag": result.etag})
 
 
-@router.get("/{version}/studies/{study}")
-async def retrieve_study(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+@router.get("/studies/{study}")
+async def retrieve_study(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str
+) -> Response:
     """Retrieve all instances of a study."""
-    return await _retrieve(request, runtime, RetrieveResource.STUDY, study)
+    return await _retrieve(request, runtime, partition.key, RetrieveResource.STUDY, study)
 
 
-@router.get("/{version}/studies/{study}/metadata")
-async def retrieve_study_metadata(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
+@router.get("/studies/{study}/metadata")
+async def retrieve_study_metadata(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str
+) -> Response:
     """Metadata of every instance of a study."""
-    return await _metadata(request, runtime, study)
+    return await _metadata(request, runtime, partition.key, study)
 
 
-@router.get("/{version}/studies/{study}/series/{series}")
-async def retrieve_series(request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str) -> Response:
+@router.get("/studies/{study}/series/{series}")
+async def retrieve_series(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str
+) -> Response:
     """Retrieve all instances of a series."""
-    return await _retrieve(request, runtime, RetrieveResource.SERIES, study, series)
+    return await _retrieve(request, runtime, partition.key, RetrieveResource.SERIES, study, series)
 
 
-@router.get("/{version}/studies/{study}/series/{series}/metadata")
+@router.get("/studies/{study}/series/{series}/metadata")
 async def retrieve_series_metadata(
-    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str
 ) -> Response:
     """Metadata of every instance of a series."""
-    return await _metadata(request, runtime, study, series)
+    return await _metadata(request, runtime, partition.key, study, series)
 
 
-@router.get("/{version}/studies/{study}/series/{series}/instances/{instance}")
+@router.get("/studies/{study}/series/{series}/instances/{instance}")
 async def retrieve_instance(
-    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str, instance: str
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str, instance: str
 ) -> Response:
     """Retrieve one instance."""
-    return await _retrieve(request, runtime, RetrieveResource.INSTANCE, study, series, instance)
+    return await _retrieve(request, runtime, partition.key, RetrieveResource.INSTANCE, study, series, instance)
 
 
-@router.get("/{version}/studies/{study}/series/{series}/instances/{instance}/metadata")
+@router.get("/studies/{study}/series/{series}/instances/{instance}/metadata")
 async def retrieve_instance_metadata(
-    request: Request, api: ApiDep, runtime: RuntimeDep, study: str, series: str, instance: str
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str, instance: str
 ) -> Response:
     """Metadata of one instance."""
-    return await _metadata(request, runtime, study, series, instance)
+    return await _metadata(request, runtime, partition.key, study, series, instance)

@@ -19,7 +19,16 @@ from fastapi import APIRouter, Request
 from pydicom.dataset import Dataset
 from starlette.responses import Response
 
-from dicom_emulator.api.deps import ApiContext, ApiDep, RuntimeDep, accept_header, warning_header
+from dicom_emulator.api.deps import (
+    ApiContext,
+    ApiDep,
+    NewPartitionDep,
+    PartitionContext,
+    PartitionDep,
+    RuntimeDep,
+    accept_header,
+    warning_header,
+)
 from dicom_emulator.api.errors import status_for
 from dicom_emulator.api.negotiation import APPLICATION_DICOM_JSON, require_dicom_json
 from dicom_emulator.dicom.identifiers import validate_uid
@@ -143,12 +152,13 @@ def _optional_uid(value: str | None, name: str) -> str | None:
     return validate_uid(value, name)
 
 
-def _workitem_url(api: ApiContext, uid: str) -> str:
-    return f"{api.base_url}/workitems/{uid}"
+def _workitem_url(partition: PartitionContext, uid: str) -> str:
+    # Carries the partition when the request had one (azure-behaviour §14.4).
+    return f"{partition.base_url}/workitems/{uid}"
 
 
-@router.post("/{version}/workitems")
-async def create_workitem(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+@router.post("/workitems")
+async def create_workitem(request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep) -> Response:
     """Create a workitem; its UID is the name of the first query parameter (``POST /workitems?1.2.3``)."""
     dataset = await _read_dataset(request)
     if isinstance(dataset, Response):
@@ -157,42 +167,46 @@ async def create_workitem(request: Request, api: ApiDep, runtime: RuntimeDep) ->
         return Response(status_code=406)
     uid = _optional_uid(_first_query_key(request), _WORKITEM_UID)
     try:
-        record = await runtime.workitems.create(dataset, uid)
+        record = await runtime.workitems.in_partition(partition.key).create(dataset, uid)
     except WorkitemFailure as exc:
         return _failure(exc)
-    url = _workitem_url(api, record.uid)
+    url = _workitem_url(partition, record.uid)
     return Response(status_code=201, headers={"Location": url, "Content-Location": url})
 
 
-@router.get("/{version}/workitems")
-async def search_workitems(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
+@router.get("/workitems")
+async def search_workitems(request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep) -> Response:
     """Search workitems (azure-behaviour §9.6): 200 with a JSON array, 204 when nothing matched."""
     params = request.query_params.multi_items()
     parse_paging(params)  # model binding of limit/offset/fuzzymatching runs before the Accept filter
     if not _acceptable(request):
         return Response(status_code=406)
-    query = runtime.workitems.parse_search(params)
-    results = await runtime.workitems.search(query)
+    query = runtime.workitems.in_partition(partition.key).parse_search(params)
+    results = await runtime.workitems.in_partition(partition.key).search(query)
     if not results:
         return Response(status_code=204)
     return Response(content=json.dumps(results).encode(), media_type=APPLICATION_DICOM_JSON)
 
 
-@router.get("/{version}/workitems/{uid}")
-async def retrieve_workitem(request: Request, api: ApiDep, runtime: RuntimeDep, uid: str) -> Response:
+@router.get("/workitems/{uid}")
+async def retrieve_workitem(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, uid: str
+) -> Response:
     """Retrieve a workitem as a DICOM JSON object, without its Transaction UID."""
     if not _acceptable(request):
         return Response(status_code=406)
     workitem_uid = validate_uid(uid, _WORKITEM_UID)
     try:
-        record = await runtime.workitems.get(workitem_uid)
+        record = await runtime.workitems.in_partition(partition.key).get(workitem_uid)
     except WorkitemFailure as exc:
         return _failure(exc)
     return Response(content=json.dumps(record.to_json()).encode(), media_type=APPLICATION_DICOM_JSON)
 
 
-@router.post("/{version}/workitems/{uid}")
-async def update_workitem(request: Request, api: ApiDep, runtime: RuntimeDep, uid: str) -> Response:
+@router.post("/workitems/{uid}")
+async def update_workitem(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, uid: str
+) -> Response:
     """Update a workitem; the Transaction UID is the name of the first query parameter (``?{transactionUid}``)."""
     dataset = await _read_dataset(request)
     if isinstance(dataset, Response):
@@ -200,35 +214,39 @@ async def update_workitem(request: Request, api: ApiDep, runtime: RuntimeDep, ui
     workitem_uid = validate_uid(uid, _WORKITEM_UID)
     transaction_uid = _optional_uid(_first_query_key(request), _TRANSACTION_UID)
     try:
-        record = await runtime.workitems.update(workitem_uid, dataset, transaction_uid)
+        record = await runtime.workitems.in_partition(partition.key).update(workitem_uid, dataset, transaction_uid)
     except WorkitemFailure as exc:
         return _failure(exc, api)
-    return message_response(200, "", headers={"Content-Location": _workitem_url(api, record.uid)})
+    return message_response(200, "", headers={"Content-Location": _workitem_url(partition, record.uid)})
 
 
-@router.put("/{version}/workitems/{uid}/state")
-async def change_workitem_state(request: Request, api: ApiDep, runtime: RuntimeDep, uid: str) -> Response:
+@router.put("/workitems/{uid}/state")
+async def change_workitem_state(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, uid: str
+) -> Response:
     """Change the state of a workitem (claim, complete, cancel); every message is echoed in a Warning header."""
     dataset = await _read_dataset(request)
     if isinstance(dataset, Response):
         return dataset
     workitem_uid = validate_uid(uid, _WORKITEM_UID)
     try:
-        change = await runtime.workitems.change_state(workitem_uid, dataset)
+        change = await runtime.workitems.in_partition(partition.key).change_state(workitem_uid, dataset)
     except WorkitemFailure as exc:
         return _failure(exc, api)
     return message_response(200, change.warning or "", api=api)
 
 
-@router.post("/{version}/workitems/{uid}/cancelrequest")
-async def cancel_workitem(request: Request, api: ApiDep, runtime: RuntimeDep, uid: str) -> Response:
+@router.post("/workitems/{uid}/cancelrequest")
+async def cancel_workitem(
+    request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, uid: str
+) -> Response:
     """Request the cancellation of a workitem: 202; a Warning header only on 409 (already canceled)."""
     dataset = await _read_dataset(request)
     if isinstance(dataset, Response):
         return dataset
     workitem_uid = validate_uid(uid, _WORKITEM_UID)
     try:
-        result = await runtime.workitems.cancel(workitem_uid, dataset)
+        result = await runtime.workitems.in_partition(partition.key).cancel(workitem_uid, dataset)
     except WorkitemFailure as exc:
         return _failure(exc, api if status_for(exc) == 409 else None)
     return message_response(202, result.message)
