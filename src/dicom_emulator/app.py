@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -20,12 +21,15 @@ from dicom_emulator.api.versions import VersionGuardMiddleware
 from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
 from dicom_emulator.dimse.gateway import DimseGateway
+from dicom_emulator.jobs.event_delivery import EventDispatcher, SinkLoop
+from dicom_emulator.jobs.event_sinks import build_sink
 from dicom_emulator.jobs.expiry import ExpirySweep
 from dicom_emulator.jobs.reindex import ReindexHandler
 from dicom_emulator.jobs.runner import JobRunner
 from dicom_emulator.runtime import Runtime
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
+from dicom_emulator.services.events import EventService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
 from dicom_emulator.services.mpps import MppsService
 from dicom_emulator.services.operations import OperationService
@@ -37,6 +41,7 @@ from dicom_emulator.services.workitems import WorkitemService
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, migrate, session_factory
+from dicom_emulator.storage.events_store import SqlEventStore
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.jobs import REINDEX, SqlJobStore
 from dicom_emulator.storage.mpps_store import SqlMppsStore
@@ -87,6 +92,28 @@ async def prepare_storage(settings: Settings) -> None:
     _remove_stale_spool_files(settings.spool_dir)
 
 
+def _event_dispatcher(settings: Settings, store: SqlEventStore) -> EventDispatcher:
+    """One delivery loop per configured sink (jobs/event_delivery.py), owned by this process's runner."""
+    owner = uuid.uuid4().hex
+    host = settings.resolved_event_service_host
+    return EventDispatcher(
+        store,
+        [
+            SinkLoop(
+                build_sink(sink),
+                store,
+                owner=owner,
+                topic=settings.event_topic,
+                service_host=host,
+                validation_base=f"http://{host}",
+                poll_interval=settings.job_poll_interval,
+                lease=timedelta(seconds=settings.job_lease_seconds),
+            )
+            for sink in settings.event_sinks
+        ],
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -122,6 +149,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tags = SqlTagStore(sessions, sync_engine=sync_engine)
             jobs = SqlJobStore(sessions)
             deleter = DeleteService(index, blobs)
+            events = SqlEventStore(sessions)
+            dispatcher = _event_dispatcher(settings, events)
+            await dispatcher.register()
+            index.feed_listeners.append(dispatcher.wake)
             runner = JobRunner(
                 jobs,
                 {
@@ -139,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 periodic=[(settings.expiry_interval_seconds, ExpirySweep(deleter))]
                 if settings.worker_index == 0
                 else [],
+                services=[dispatcher.run],
             )
             retrieve = RetrieveService(index, blobs)
             pixels = PixelService(
@@ -162,6 +194,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pixels=pixels,
                 workitems=workitems,
                 mpps=MppsService(SqlMppsStore(sessions), workitems, ae_title=settings.ae_title),
+                events=EventService(
+                    events,
+                    topic=settings.event_topic,
+                    service_host=settings.resolved_event_service_host,
+                    sinks=settings.event_sinks,
+                ),
             )
             # The composition root's own handles, for tests that reach under the services (the fronts use the
             # Runtime only).

@@ -15,6 +15,7 @@ from pathlib import Path
 from dicom_emulator.config import Settings
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
+from dicom_emulator.services.events import EventService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
 from dicom_emulator.services.mpps import MppsService
 from dicom_emulator.services.operations import OperationService
@@ -41,3 +42,4 @@ class Runtime:
     pixels: PixelService
     workitems: WorkitemService
     mpps: MppsService  # MPPS N-CREATE / N-SET (DIMSE only)
+    events: EventService  # events as published (GET /emulator/events) and webhook validation

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from dicom_emulator.api.routes import (
     changefeed,
     delete,
+    events,
     extended_query_tags,
     frames,
     not_emulated,
@@ -23,6 +24,7 @@ from dicom_emulator.api.routes import (
 def build_router() -> APIRouter:
     router = APIRouter()
     router.include_router(system.router)
+    router.include_router(events.router)
     for area in (
         qido,
         stow,
