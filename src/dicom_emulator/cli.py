@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from dicom_emulator import __version__
-from dicom_emulator.config import Settings
+from dicom_emulator.config import EventSinkSettings, Settings
 
 logger = logging.getLogger("dicom_emulator")
 
@@ -39,6 +40,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes on one store (default: one per CPU core; --in-memory runs one)",
     )
+    serve.add_argument(
+        "--event-sink",
+        action="append",
+        metavar="SINK",
+        help="publish events (repeatable): an http(s) webhook URL, file:PATH (JSON lines), stdout, "
+        'or a JSON object such as {"type": "queue", "connection_string": "...", "queue_name": "dicom-events"}',
+    )
+    serve.add_argument(
+        "--auth", action="store_true", default=None, help="require Entra-style bearer tokens with DICOM roles"
+    )
+    serve.add_argument("--auth-authority", metavar="URL", help="OpenID authority whose tokens are accepted")
+    serve.add_argument("--auth-jwks-url", metavar="URL", help="JWKS whose keys sign accepted tokens")
     verbosity = serve.add_mutually_exclusive_group()
     verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
     verbosity.add_argument("--debug", action="store_true", help="debug logging")
@@ -47,16 +60,33 @@ def _parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "database_url", "in_memory", "loose", "dimse_port", "ae_title", "workers"):
+    names = ("host", "port", "data_dir", "database_url", "in_memory", "loose", "dimse_port", "ae_title", "workers")
+    for name in (*names, "auth", "auth_authority", "auth_jwks_url"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
+    if args.event_sink:
+        overrides["event_sinks"] = [parse_event_sink(spec) for spec in args.event_sink]
     if args.silent:
         overrides["log_level"] = "warning"
         overrides["access_log"] = False
     elif args.debug:
         overrides["log_level"] = "debug"
     return Settings(**overrides)
+
+
+def parse_event_sink(spec: str) -> EventSinkSettings:
+    """``--event-sink``: a webhook URL, ``file:PATH``, ``stdout``, or the sink's settings as a JSON object."""
+    spec = spec.strip()
+    if spec.startswith("{"):
+        return EventSinkSettings.model_validate(json.loads(spec))
+    if spec.startswith(("http://", "https://")):
+        return EventSinkSettings(type="webhook", url=spec)
+    if spec.startswith("file:"):
+        return EventSinkSettings(type="file", path=Path(spec.removeprefix("file:")))
+    if spec == "stdout":
+        return EventSinkSettings(type="stdout")
+    raise SystemExit(f"--event-sink {spec!r}: expected a URL, file:PATH, stdout or a JSON object")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,8 @@ RETRY_LATER = 43200
 # Status-specific minimum delays (§12.8): 408 at least 2 min, 503 at least 30 s, anything else at least 10 s.
 MIN_DELAY = {408: 120, 503: 30}
 MIN_DELAY_OTHER = 10
+# Seconds a webhook has to GET the validationUrl of an asynchronous handshake (§12.8).
+ASYNC_VALIDATION_WINDOW = 300
 # Outbox rows read per step (more than one batch, so events a filter drops do not cost a round trip each).
 READ_AHEAD = 200
 
@@ -216,21 +218,26 @@ class SinkLoop:
         logger.warning("event sink %s: dead-lettered %d event(s): %s (%s)", self.key, len(batch), reason, outcome)
 
     async def _validate(self, state: SinkState, signature: str, now: datetime) -> float:
-        """Event Grid's subscription validation handshake; nothing is delivered before it succeeds (§12.8)."""
-        code = state.validation_code or str(uuid.uuid4())
+        """Event Grid's subscription validation handshake; nothing is delivered before it succeeds (§12.8).
+
+        A fresh code each time: a pending asynchronous validation whose window ran out is started over.
+        """
+        code = str(uuid.uuid4())
         url = f"{self.validation_base}/emulator/eventsubscriptions/{self.settings.subscription_name}/validate?id={code}"
+        # Stored first: an endpoint may GET the validationUrl before it answers the validation request.
+        await self.store.set_validation(self.key, self.owner, validated=None, code=code)
         outcome = await self.sink.validate(code=code, url=url, topic=self.topic, now=now)
         if outcome.result == "validated":
             await self.store.set_validation(self.key, self.owner, validated=signature, code=None)
             logger.info("event sink %s: subscription validated", self.key)
             return 0
+        attempts = state.attempts + 1
         if outcome.result == "pending":
-            # The endpoint will GET the validationUrl; until then, ask again on the retry schedule.
-            await self.store.set_validation(self.key, self.owner, validated=None, code=code)
+            # The endpoint has five minutes to GET the validationUrl (GET /emulator/eventsubscriptions/…/validate).
+            delay = ASYNC_VALIDATION_WINDOW * self.settings.retry_scale
         else:
             logger.warning("event sink %s: subscription validation failed: %s", self.key, outcome.detail)
-        attempts = state.attempts + 1
-        delay = retry_delay(attempts, None, self.settings.retry_scale)
+            delay = retry_delay(attempts, None, self.settings.retry_scale)
         await self.store.record_failure(
             self.key,
             self.owner,
@@ -238,6 +245,7 @@ class SinkLoop:
             first_attempt_at=state.first_attempt_at or now,
             next_attempt_at=now + timedelta(seconds=delay),
             outcome="ValidationPending" if outcome.result == "pending" else "ValidationFailed",
+            pending_code=code,
         )
         return delay
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dicom_emulator.config import EventSinkSettings
-from dicom_emulator.services.event_envelopes import render
+from dicom_emulator.services.event_envelopes import event_time, render
 from dicom_emulator.storage.events_store import SqlEventStore
 
 MAX_EVENTS_PAGE = 1000
@@ -37,3 +37,24 @@ class EventService:
         """A webhook endpoint GET its ``validationUrl`` (Event Grid's asynchronous handshake)."""
         signatures = {s.key: validation_signature(s) for s in self.sinks if s.type == "webhook"}
         return await self.store.confirm_validation(code, signatures)
+
+    async def subscriptions(self) -> list[dict[str, Any]]:
+        """Each configured sink with its delivery state (emulator-only, to watch retries and cursors)."""
+        out = []
+        for sink in self.sinks:
+            state = await self.store.state(sink.key)
+            out.append(
+                {
+                    "name": sink.key,
+                    "type": sink.type,
+                    "deliverySchema": sink.delivery_schema,
+                    "deliveredThrough": state.cursor if state else 0,
+                    "failedAttempts": state.attempts if state else 0,
+                    "lastDeliveryOutcome": state.last_outcome if state else None,
+                    "nextAttemptTime": event_time(state.next_attempt_at) if state and state.next_attempt_at else None,
+                    "validated": sink.type != "webhook"
+                    or not sink.validate_endpoint
+                    or (state is not None and state.validated == validation_signature(sink)),
+                }
+            )
+        return out

@@ -169,19 +169,30 @@ class SqlEventStore:
         first_attempt_at: datetime,
         next_attempt_at: datetime,
         outcome: str,
+        pending_code: str | None = None,
     ) -> None:
-        await self._update(
-            name,
-            owner,
-            attempts=attempts,
-            first_attempt_at=first_attempt_at,
-            next_attempt_at=next_attempt_at,
-            last_outcome=outcome,
-        )
+        """A failed attempt; the retry is due at ``next_attempt_at``.
+
+        With ``pending_code`` (a validation handshake) only while that code is still pending: the endpoint may
+        have confirmed it through the validationUrl meanwhile, and then delivery starts at once.
+        """
+        values: dict[str, object] = {
+            "attempts": attempts,
+            "first_attempt_at": first_attempt_at,
+            "next_attempt_at": next_attempt_at,
+            "last_outcome": outcome,
+            "updated_at": utcnow(),
+        }
+        stmt = update(EventSinkState).where(EventSinkState.name == name, EventSinkState.owner == owner)
+        if pending_code is not None:
+            stmt = stmt.where(EventSinkState.validation_code == pending_code)
+        async with self.sessions.begin() as session:
+            await session.execute(stmt.values(**values))
 
     async def set_validation(self, name: str, owner: str, *, validated: str | None, code: str | None) -> None:
+        """Validated (``validated`` = what for), or a handshake with ``code`` under way (None = none)."""
         if validated is None:
-            await self._update(name, owner, validated=None, validation_code=code)
+            await self._update(name, owner, validation_code=code)
         else:  # a validated subscription starts delivering at once
             await self._update(
                 name,

@@ -29,6 +29,12 @@ async def get_events(request: Request, runtime: RuntimeDep) -> Response:
     return JSONResponse(await runtime.events.published(after, limit, schema))
 
 
+@router.get("/emulator/eventsubscriptions")
+async def get_subscriptions(runtime: RuntimeDep) -> Response:
+    """The configured event sinks with their delivery state: cursor, failed attempts, last outcome."""
+    return JSONResponse(await runtime.events.subscriptions())
+
+
 @router.get("/emulator/eventsubscriptions/{name}/validate")
 async def validate_subscription(name: str, request: Request, runtime: RuntimeDep) -> Response:
     """The ``validationUrl`` of Event Grid's asynchronous handshake: a GET validates the subscription."""
