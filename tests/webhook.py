@@ -79,7 +79,7 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(answer.body)
 
-            do_POST = do_OPTIONS = _handle  # noqa: N815
+            do_GET = do_POST = do_OPTIONS = _handle  # noqa: N815
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return None

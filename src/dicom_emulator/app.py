@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from dicom_emulator import __version__
 from dicom_emulator.api import build_router
+from dicom_emulator.api.auth import AuthMiddleware
 from dicom_emulator.api.errors import install_error_handlers
 from dicom_emulator.api.versions import VersionGuardMiddleware
 from dicom_emulator.config import Settings
@@ -27,6 +28,7 @@ from dicom_emulator.jobs.expiry import ExpirySweep
 from dicom_emulator.jobs.reindex import ReindexHandler
 from dicom_emulator.jobs.runner import JobRunner
 from dicom_emulator.runtime import Runtime
+from dicom_emulator.services.auth import AuthService
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.events import EventService
@@ -105,7 +107,7 @@ def _event_dispatcher(settings: Settings, store: SqlEventStore) -> EventDispatch
                 owner=owner,
                 topic=settings.event_topic,
                 service_host=host,
-                validation_base=f"http://{host}",
+                validation_base=f"{settings.scheme}://{host}",
                 poll_interval=settings.job_poll_interval,
                 lease=timedelta(seconds=settings.job_lease_seconds),
             )
@@ -200,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     service_host=settings.resolved_event_service_host,
                     sinks=settings.event_sinks,
                 ),
+                auth=await AuthService.create(settings),
             )
             # The composition root's own handles, for tests that reach under the services (the fronts use the
             # Runtime only).
@@ -239,6 +242,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/emulator/openapi.json",
     )
     install_error_handlers(app)
+    # Inside the version guard: unknown versions are 400 before any token is looked at.
+    app.add_middleware(AuthMiddleware)
     app.add_middleware(VersionGuardMiddleware)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:

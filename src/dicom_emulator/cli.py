@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--auth-authority", metavar="URL", help="OpenID authority whose tokens are accepted")
     serve.add_argument("--auth-jwks-url", metavar="URL", help="JWKS whose keys sign accepted tokens")
+    serve.add_argument("--tls-certfile", type=Path, metavar="PEM", help="serve HTTPS with this certificate")
+    serve.add_argument("--tls-keyfile", type=Path, metavar="PEM", help="private key of --tls-certfile")
     verbosity = serve.add_mutually_exclusive_group()
     verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
     verbosity.add_argument("--debug", action="store_true", help="debug logging")
@@ -61,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     names = ("host", "port", "data_dir", "database_url", "in_memory", "loose", "dimse_port", "ae_title", "workers")
-    for name in (*names, "auth", "auth_authority", "auth_jwks_url"):
+    for name in (*names, "auth", "auth_authority", "auth_jwks_url", "tls_certfile", "tls_keyfile"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -111,6 +113,9 @@ def serve(settings: Settings) -> int:
         # Cap request bodies only per part (STOW streams); keep-alive like Azure's front door.
         "timeout_keep_alive": 30,
     }
+    if settings.tls_certfile is not None:
+        config_kwargs["ssl_certfile"] = str(settings.tls_certfile)
+        config_kwargs["ssl_keyfile"] = str(settings.tls_keyfile) if settings.tls_keyfile else None
     if settings.resolved_workers > 1:
         from dicom_emulator.supervisor import serve_workers
 

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     event_sinks: list[EventSinkSettings] = Field(default_factory=list)
     event_topic: str = DEFAULT_EVENT_TOPIC
     event_service_host: str | None = None
+    # HTTPS: certificate and key files (PEM) for uvicorn; Entra clients (MSAL, azure-identity) need an https authority.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
     # Authentication and authorization (azure-behaviour §13); off by default like the OSS server.
     auth: bool = False
     # OpenID authority of a real issuer (e.g. https://login.microsoftonline.com/<tenant>/v2.0) or a JWKS URL;
@@ -236,6 +239,10 @@ class Settings(BaseSettings):
             if self.auth
             else "off",
         }
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_certfile else "http"
 
     @property
     def resolved_event_service_host(self) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicom_emulator.config import Settings
+from dicom_emulator.services.auth import AuthService
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
 from dicom_emulator.services.events import EventService
@@ -43,3 +44,4 @@ class Runtime:
     workitems: WorkitemService
     mpps: MppsService  # MPPS N-CREATE / N-SET (DIMSE only)
     events: EventService  # events as published (GET /emulator/events) and webhook validation
+    auth: AuthService  # bearer tokens and roles (serve --auth; api/auth.py), the development issuer

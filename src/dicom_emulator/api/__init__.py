@@ -10,6 +10,7 @@ from dicom_emulator.api.routes import (
     events,
     extended_query_tags,
     frames,
+    identity,
     not_emulated,
     operations,
     qido,
@@ -25,11 +26,13 @@ def build_router() -> APIRouter:
     router = APIRouter()
     router.include_router(system.router)
     router.include_router(events.router)
+    router.include_router(identity.router)
     for area in (
         qido,
         stow,
         wado,
         frames,
+        identity,
         rendered,
         delete,
         changefeed,
