@@ -74,5 +74,5 @@ async def token(request: Request, runtime: RuntimeDep, tenant: str) -> Response:
             form.setdefault("client_secret", unquote(secret))
         except ValueError:
             pass
-    status, body = issuer.token(form, _root(request))
-    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    status, answer = issuer.token(form, _root(request))
+    return JSONResponse(answer, status_code=status, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
