@@ -16,6 +16,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from dicom_emulator.config import DEV_TENANT, Settings
 from tests.apps import APP_POOL, asgi_client
@@ -221,6 +223,53 @@ async def test_open_routes_and_the_issuer(auth_client: httpx.AsyncClient, signin
         TOKEN_URL, data={"grant_type": "client_credentials", "scope": SCOPE}, auth=("dicom-owner", "dicom-owner")
     )
     assert r.status_code == 200
+
+
+def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):  # FastAPI keeps included routers nested
+            yield from _api_routes(route.original_router.routes)
+
+
+def every_versioned_route(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, concrete path) for every route under ``/{version}`` the app has, its parameters filled in."""
+    out = []
+    for route in _api_routes(app.routes):
+        if not route.path.startswith("/{version}"):
+            continue
+        path = route.path.replace("{version}", "v2")
+        path = re.sub(r"\{(frames|frame)\}", "1", path)
+        path = re.sub(r"\{tag[^}]*\}", "PatientAge", path)
+        path = re.sub(r"\{(id|operation_id|operationId)\}", "00000000000000000000000000000000", path)
+        path = re.sub(r"\{[^}]+\}", STUDY, path)
+        out.extend((method, path) for method in sorted(route.methods or ()) if method != "HEAD")
+    return sorted(set(out))
+
+
+async def test_every_route(settings: Settings, signing_key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
+    """Each versioned route: 401 without a token, 403 without a role, Reader only on reads, Owner everywhere."""
+    key_path = tmp_path / "issuer.pem"
+    key_path.write_bytes(_pem(signing_key))
+    settings.auth = True
+    settings.auth_signing_key_path = key_path
+    async with APP_POOL.running(settings) as app, asgi_client(app) as client:
+        routes = every_versioned_route(app)
+        assert len(routes) > 40
+        tokens = {name: await _token(client, name) for name in ("dicom-owner", "dicom-reader", "dicom-norole")}
+        for method, path in routes:
+            r = await client.request(method, path)
+            assert (method, path, r.status_code, r.headers["www-authenticate"]) == (method, path, 401, CHALLENGE)
+            r = await client.request(method, path, headers={"Authorization": f"Bearer {tokens['dicom-norole']}"})
+            assert (method, path, r.status_code, r.text) == (method, path, *FORBIDDEN)
+            r = await client.request(method, path, headers={"Authorization": f"Bearer {tokens['dicom-reader']}"})
+            if method == "GET":
+                assert r.status_code not in (401, 403), (method, path, r.status_code, r.text)
+            else:
+                assert (method, path, r.status_code, r.text) == (method, path, *FORBIDDEN)
+            r = await client.request(method, path, headers={"Authorization": f"Bearer {tokens['dicom-owner']}"})
+            assert r.status_code not in (401, 403), (method, path, r.status_code, r.text)
 
 
 async def test_auth_off_by_default(client: httpx.AsyncClient) -> None:
