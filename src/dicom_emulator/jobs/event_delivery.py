@@ -108,6 +108,8 @@ class SinkLoop:
 
     async def step(self) -> float:
         """One unit of work; returns how long to wait before the next (0 = at once, unless woken)."""
+        if await self._idle():
+            return self.poll_interval
         state = await self.store.claim(self.key, self.owner, self.lease)
         if state is None:
             return self.poll_interval  # another process delivers this sink
@@ -131,6 +133,19 @@ class SinkLoop:
             await self.store.advance(self.key, self.owner, last)
             return 0
         return await self._failed(state, batch, last, result, now)
+
+    async def _idle(self) -> bool:
+        """Nothing to do, found by reading only: no write (lease renewal) per poll while the outbox is quiet.
+
+        The lease only matters while delivering; an idle process may let it lapse and any process takes it.
+        """
+        state = await self.store.state(self.key)
+        if state is None or state.next_attempt_at is not None:
+            return False
+        if self.settings.type == "webhook" and self.settings.validate_endpoint:
+            if state.validated != validation_signature(self.settings):
+                return False
+        return await self.store.newest_sequence() <= state.cursor
 
     def _batch(self, records: list[EventRecord]) -> tuple[list[tuple[EventRecord, dict[str, Any]]], int]:
         """The next batch of matching events, and the sequence the cursor may move to once it is delivered."""

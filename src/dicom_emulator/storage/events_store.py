@@ -223,6 +223,11 @@ class SqlEventStore:
             row.updated_at = utcnow()
             return True
 
+    async def newest_sequence(self) -> int:
+        """The highest outbox sequence (0 when empty): is there anything after a sink's cursor?"""
+        async with self.sessions() as session:
+            return int(await session.scalar(select(func.max(EventOutbox.sequence))) or 0)
+
     async def state(self, name: str) -> SinkState | None:
         async with self.sessions() as session:
             row = await session.get(EventSinkState, name)
