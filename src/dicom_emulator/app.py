@@ -61,6 +61,7 @@ EXPOSED_HEADERS = [
     "Warning",
     "erroneous-dicom-attributes",
     "api-supported-versions",
+    "WWW-Authenticate",  # the 401 challenge of --auth names the authority to get a token from
 ]
 # Spooled parts older than this were left by a crashed process (a live upload touches its file).
 STALE_SPOOL_AGE = 3600.0  # seconds
