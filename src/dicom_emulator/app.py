@@ -6,6 +6,7 @@ import asyncio
 import logging
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -16,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from dicom_emulator import __version__
 from dicom_emulator.api import build_router
+from dicom_emulator.api.auth import AuthMiddleware
 from dicom_emulator.api.errors import install_error_handlers
 from dicom_emulator.api.faults import FaultInjector, FaultMiddleware, load_config
 from dicom_emulator.api.versions import VersionGuardMiddleware
@@ -23,14 +25,18 @@ from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
 from dicom_emulator.dimse.gateway import DimseGateway
 from dicom_emulator.jobs.bulk_update import BulkUpdateHandler
+from dicom_emulator.jobs.event_delivery import EventDispatcher, SinkLoop
+from dicom_emulator.jobs.event_sinks import build_sink
 from dicom_emulator.jobs.expiry import ExpirySweep
 from dicom_emulator.jobs.export import ExportHandler
 from dicom_emulator.jobs.reindex import ReindexHandler
 from dicom_emulator.jobs.runner import JobRunner
 from dicom_emulator.runtime import Runtime
+from dicom_emulator.services.auth import AuthService
 from dicom_emulator.services.bulk_update import BulkUpdateService
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
+from dicom_emulator.services.events import EventService
 from dicom_emulator.services.export import ExportService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
 from dicom_emulator.services.mpps import MppsService
@@ -45,6 +51,7 @@ from dicom_emulator.storage.azure_blobs import AzureBlobStore, container_client
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, migrate, session_factory
+from dicom_emulator.storage.events_store import SqlEventStore
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.jobs import EXPORT, REINDEX, UPDATE, SqlJobStore
 from dicom_emulator.storage.mpps_store import SqlMppsStore
@@ -63,6 +70,7 @@ EXPOSED_HEADERS = [
     "Warning",
     "erroneous-dicom-attributes",
     "api-supported-versions",
+    "WWW-Authenticate",  # the 401 challenge of --auth names the authority to get a token from
 ]
 # Spooled parts older than this were left by a crashed process (a live upload touches its file).
 STALE_SPOOL_AGE = 3600.0  # seconds
@@ -94,6 +102,28 @@ async def prepare_storage(settings: Settings) -> None:
         await engine.dispose()
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_spool_files(settings.spool_dir)
+
+
+def _event_dispatcher(settings: Settings, store: SqlEventStore) -> EventDispatcher:
+    """One delivery loop per configured sink (jobs/event_delivery.py), owned by this process's runner."""
+    owner = uuid.uuid4().hex
+    host = settings.resolved_event_service_host
+    return EventDispatcher(
+        store,
+        [
+            SinkLoop(
+                build_sink(sink),
+                store,
+                owner=owner,
+                topic=settings.event_topic,
+                service_host=host,
+                validation_base=f"{settings.scheme}://{host}",
+                poll_interval=settings.job_poll_interval,
+                lease=timedelta(seconds=settings.job_lease_seconds),
+            )
+            for sink in settings.event_sinks
+        ],
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -150,6 +180,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             export = ExportService(index, blobs, jobs)
             store = StoreService(index, blobs, tags)
             bulk_update = BulkUpdateService(index, blobs, jobs, store, spool_dir=spool_dir)
+            events = SqlEventStore(sessions)
+            dispatcher = _event_dispatcher(settings, events)
+            await dispatcher.register()
+            index.feed_listeners.append(dispatcher.wake)
             runner = JobRunner(
                 jobs,
                 {
@@ -169,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 periodic=[(settings.expiry_interval_seconds, ExpirySweep(deleter))]
                 if settings.worker_index == 0
                 else [],
+                services=[dispatcher.run],
             )
             export.wake = runner.wake
             bulk_update.wake = runner.wake
@@ -197,6 +232,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 partitions=partitions,
                 export=export,
                 bulk_update=bulk_update,
+                events=EventService(
+                    events,
+                    topic=settings.event_topic,
+                    service_host=settings.resolved_event_service_host,
+                    sinks=settings.event_sinks,
+                ),
+                auth=await AuthService.create(settings),
             )
             # The composition root's own handles, for tests that reach under the services (the fronts use the
             # Runtime only).
@@ -243,6 +285,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/emulator/openapi.json",
     )
     install_error_handlers(app)
+    # Inside the version guard: unknown versions are 400 before any token is looked at.
+    app.add_middleware(AuthMiddleware)
     app.add_middleware(VersionGuardMiddleware)
     # Emulator-only fault injection (off unless rules are loaded); inside CORS so browsers can read its answers.
     app.add_middleware(FaultMiddleware)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dicom_emulator import __version__
-from dicom_emulator.config import Settings
+from dicom_emulator.config import EventSinkSettings, Settings
 from dicom_emulator.startup import StartupError, bind_http, check_dimse_port, explain_settings_error, prepare, where
 
 logger = logging.getLogger("dicom_emulator")
@@ -130,6 +131,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help=f"write the base URL (with the real port of --port 0) to FILE once bound [{_env('url_file')}]",
     )
+    serve.add_argument(
+        "--event-sink",
+        action="append",
+        metavar="SINK",
+        help="publish events (repeatable): an http(s) webhook URL, file:PATH (JSON lines), stdout, "
+        'or a JSON object such as {"type": "queue", "connection_string": "...", "queue_name": "dicom-events"}',
+    )
+    serve.add_argument(
+        "--auth", action="store_true", default=None, help="require Entra-style bearer tokens with DICOM roles"
+    )
+    serve.add_argument("--auth-authority", metavar="URL", help="OpenID authority whose tokens are accepted")
+    serve.add_argument("--auth-jwks-url", metavar="URL", help="JWKS whose keys sign accepted tokens")
+    serve.add_argument("--tls-certfile", type=Path, metavar="PEM", help="serve HTTPS with this certificate")
+    serve.add_argument("--tls-keyfile", type=Path, metavar="PEM", help="private key of --tls-certfile")
     verbosity = serve.add_mutually_exclusive_group()
     verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
     verbosity.add_argument("--debug", action="store_true", help=f"debug logging [{_env('log_level')}=debug]")
@@ -188,16 +203,37 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "url_file",
         "faults",
         "ohif_url",
+        "auth",
+        "auth_authority",
+        "auth_jwks_url",
+        "tls_certfile",
+        "tls_keyfile",
     ):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
+    if getattr(args, "event_sink", None):
+        overrides["event_sinks"] = [parse_event_sink(spec) for spec in args.event_sink]
     if getattr(args, "silent", False):
         overrides["log_level"] = "warning"
         overrides["access_log"] = False
     elif getattr(args, "debug", False):
         overrides["log_level"] = "debug"
     return Settings(**overrides)
+
+
+def parse_event_sink(spec: str) -> EventSinkSettings:
+    """``--event-sink``: a webhook URL, ``file:PATH``, ``stdout``, or the sink's settings as a JSON object."""
+    spec = spec.strip()
+    if spec.startswith("{"):
+        return EventSinkSettings.model_validate(json.loads(spec))
+    if spec.startswith(("http://", "https://")):
+        return EventSinkSettings(type="webhook", url=spec)
+    if spec.startswith("file:"):
+        return EventSinkSettings(type="file", path=Path(spec.removeprefix("file:")))
+    if spec == "stdout":
+        return EventSinkSettings(type="stdout")
+    raise SystemExit(f"--event-sink {spec!r}: expected a URL, file:PATH, stdout or a JSON object")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,6 +336,9 @@ def serve(settings: Settings) -> int:
     }
     # Pin the worker count (routes that hold per-process state, like /emulator/faults, read it).
     settings = settings.model_copy(update={"workers": settings.resolved_workers})
+    if settings.tls_certfile is not None:
+        config_kwargs["ssl_certfile"] = str(settings.tls_certfile)
+        config_kwargs["ssl_keyfile"] = str(settings.tls_keyfile) if settings.tls_keyfile else None
     if settings.resolved_workers > 1:
         from dicom_emulator.supervisor import serve_workers
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("dicom-data")
@@ -15,6 +15,88 @@ MAX_STOW_PART_SIZE = 2 * 1024**3
 # Transcode/render source size limit (azure-behaviour §3.2, §10.5).
 MAX_TRANSCODE_SIZE = 100 * 1024**2
 DEFAULT_AE_TITLE = "DICOM_EMULATOR"
+# Event Grid topic of the events (azure-behaviour §12.4): the workspace's ARM id in Azure; a fixed fake one here.
+DEFAULT_EVENT_TOPIC = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/dicom-emulator"
+    "/providers/Microsoft.HealthcareApis/workspaces/emulator"
+)
+# Azure's one token audience for every DICOM service (azure-behaviour §13.1), with and without the slash.
+DICOM_AUDIENCES = ("https://dicom.healthcareapis.azure.com", "https://dicom.healthcareapis.azure.com/")
+# Tenant of the built-in development issuer (any GUID; clients put it in their authority URL).
+DEV_TENANT = "00000000-0000-0000-0000-00000000d1c0"
+EVENT_SCHEMAS = ("EventGridSchema", "CloudEventSchemaV1_0")
+
+
+class EventSinkSettings(BaseModel):
+    """One event subscription: where events go and how (azure-behaviour §12.8, §12.9).
+
+    ``type`` is ``webhook`` (``url``), ``queue`` (Azure Storage Queue: ``connection_string`` + ``queue_name``),
+    ``file`` (JSON lines appended to ``path``) or ``stdout``. The retry, batch and filter fields mirror an Event
+    Grid event subscription's properties.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    type: Literal["webhook", "queue", "file", "stdout"]
+    # Key of the sink's delivery cursor in the database: keep it stable across restarts (default from the target).
+    name: str | None = None
+    url: str | None = None
+    path: Path | None = None
+    connection_string: str | None = None
+    queue_name: str | None = None
+    # Event Grid's queue messages are base64 today (azure-behaviour §12.9, open question): false = plain JSON text.
+    queue_base64: bool = True
+    queue_message_ttl: int | None = Field(default=None, ge=-1)  # seconds; -1 = never expires; None = 7 days
+    delivery_schema: Literal["EventGridSchema", "CloudEventSchemaV1_0"] = "EventGridSchema"
+    max_events_per_batch: int = Field(default=1, ge=1, le=5000)
+    max_delivery_attempts: int = Field(default=30, ge=1, le=30)
+    event_ttl_minutes: int = Field(default=1440, ge=1, le=1440)
+    # Multiplies Event Grid's retry schedule (10 s, 30 s, 1 min ... 12 h): 0.001 makes a test's retries quick.
+    retry_scale: float = Field(default=1.0, gt=0)
+    dead_letter_path: Path | None = None  # JSON lines; none = dropped like Event Grid without dead-lettering
+    headers: dict[str, str] = Field(default_factory=dict)  # custom delivery properties (webhook)
+    subscription_name: str = "DICOM-EMULATOR"
+    # Webhook subscription validation handshake (EG: validation event; CloudEvents: OPTIONS) before delivering.
+    validate_endpoint: bool = True
+    timeout: float = Field(default=30.0, gt=0)  # seconds Event Grid waits for a webhook's answer
+    included_event_types: list[str] | None = None
+    subject_begins_with: str = ""
+    subject_ends_with: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> EventSinkSettings:
+        needed = {"webhook": ("url",), "queue": ("connection_string", "queue_name"), "file": ("path",), "stdout": ()}
+        missing = [f for f in needed[self.type] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"{self.type} event sink needs {', '.join(missing)}")
+        return self
+
+    @property
+    def key(self) -> str:
+        if self.name:
+            return self.name
+        target = {"webhook": self.url, "queue": self.queue_name, "file": str(self.path), "stdout": ""}[self.type]
+        return f"{self.type}:{target}" if target else self.type
+
+
+class AuthClient(BaseModel):
+    """A client of the built-in development issuer (client-credentials grant) and the roles its tokens carry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str
+    client_secret: str
+    roles: list[str] = Field(default_factory=list)
+    # The token's ``oid`` (object id of the service principal); default derived from the client id.
+    object_id: str | None = None
+
+
+# Clients of the development issuer unless configured (like the OSS server's test clients, secret = id).
+DEFAULT_AUTH_CLIENTS = [
+    AuthClient(client_id="dicom-owner", client_secret="dicom-owner", roles=["DICOM Data Owner"]),
+    AuthClient(client_id="dicom-reader", client_secret="dicom-reader", roles=["DICOM Data Reader"]),
+    AuthClient(client_id="dicom-norole", client_secret="dicom-norole", roles=[]),
+]
 
 
 class Settings(BaseSettings):
@@ -74,6 +156,30 @@ class Settings(BaseSettings):
     # worker 0 only), and whether the lifespan migrates (the supervisor already did, once, before forking).
     worker_index: int = Field(default=0, ge=0, exclude=True)
     migrate_on_start: bool = Field(default=True, exclude=True)
+    # Events (azure-behaviour §12): sinks (JSON list in DICOM_EMULATOR_EVENT_SINKS, or --event-sink), the topic,
+    # and serviceHostName (default: host:port of this emulator).
+    event_sinks: list[EventSinkSettings] = Field(default_factory=list)
+    event_topic: str = DEFAULT_EVENT_TOPIC
+    event_service_host: str | None = None
+    # HTTPS: certificate and key files (PEM) for uvicorn; Entra clients (MSAL, azure-identity) need an https authority.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    # Authentication and authorization (azure-behaviour §13); off by default like the OSS server.
+    auth: bool = False
+    # OpenID authority of a real issuer (e.g. https://login.microsoftonline.com/<tenant>/v2.0) or a JWKS URL;
+    # neither = the built-in development issuer.
+    auth_authority: str | None = None
+    auth_jwks_url: str | None = None
+    auth_issuers: list[str] = Field(default_factory=list)  # accepted ``iss`` values (default: the authority's)
+    auth_audiences: list[str] = Field(default_factory=lambda: list(DICOM_AUDIENCES))
+    # The service URL (e.g. https://ws-dicom.dicom.azurehealthcareapis.com) is accepted as an audience too.
+    auth_service_url: str | None = None
+    # Azure RBAC stand-in: object id (``oid``) → role names, added to the token's ``roles`` claim.
+    auth_role_assignments: dict[str, list[str]] = Field(default_factory=dict)
+    auth_clients: list[AuthClient] = Field(default_factory=lambda: list(DEFAULT_AUTH_CLIENTS))
+    auth_token_lifetime: int = Field(default=3600, ge=1)  # seconds, Entra's default
+    # The development issuer's RSA key (PEM); default <data-dir>/auth-signing-key.pem, or per process in memory.
+    auth_signing_key_path: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -168,7 +274,23 @@ class Settings(BaseSettings):
             "data_partitions": self.data_partitions,
             "dimse": f"{self.ae_title}@{self.host}:{self.dimse_port}" if self.dimse_enabled else "off",
             "workers": self.resolved_workers,
+            "event_sinks": [sink.key for sink in self.event_sinks],
+            "auth": ("on: " + (self.auth_authority or self.auth_jwks_url or "development issuer"))
+            if self.auth
+            else "off",
         }
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_certfile else "http"
+
+    @property
+    def resolved_event_service_host(self) -> str:
+        """``data.serviceHostName`` of events: the host (no scheme) clients reach this emulator at."""
+        if self.event_service_host:
+            return self.event_service_host
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"{host}:{self.port}"
 
 
 def normalize_database_url(url: str) -> str:

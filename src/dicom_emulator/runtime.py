@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicom_emulator.config import Settings
+from dicom_emulator.services.auth import AuthService
 from dicom_emulator.services.bulk_update import BulkUpdateService
 from dicom_emulator.services.changefeed import ChangeFeedService
 from dicom_emulator.services.delete import DeleteService
+from dicom_emulator.services.events import EventService
 from dicom_emulator.services.export import ExportService
 from dicom_emulator.services.extended_query_tags import ExtendedQueryTagService
 from dicom_emulator.services.mpps import MppsService
@@ -47,3 +49,5 @@ class Runtime:
     partitions: PartitionService
     export: ExportService
     bulk_update: BulkUpdateService
+    events: EventService  # events as published (GET /emulator/events) and webhook validation
+    auth: AuthService  # bearer tokens and roles (serve --auth; api/auth.py), the development issuer

@@ -14,10 +14,12 @@ from dicom_emulator.api.routes import (
     changefeed,
     delete,
     emulator_page,
+    events,
     export,
     extended_query_tags,
     faults,
     frames,
+    identity,
     operations,
     partitions,
     qido,
@@ -37,6 +39,8 @@ def build_router() -> APIRouter:
     router.include_router(system.router)
     router.include_router(faults.router)
     router.include_router(emulator_page.router)
+    router.include_router(events.router)
+    router.include_router(identity.router)
     for area in PARTITION_AWARE:
         router.include_router(area.router, prefix="/{version}")
     for area in SERVICE_WIDE:

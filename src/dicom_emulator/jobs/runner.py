@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -36,12 +36,15 @@ class JobRunner:
         poll_interval: float,
         lease: timedelta,
         periodic: list[tuple[float, Callable[[], Awaitable[None]]]] | None = None,
+        services: list[Callable[[], Coroutine[Any, Any, None]]] | None = None,
     ) -> None:
         self.jobs = jobs
         self.handlers = handlers
         self.poll_interval = poll_interval
         self.lease = lease
         self.periodic = periodic or []
+        # Long-running loops started and stopped with the runner (the event dispatcher).
+        self.services = services or []
         # Unique per process start, so a restarted process does not mistake its old claims for its own.
         self.owner = uuid.uuid4().hex
         self._tasks: list[asyncio.Task[None]] = []
@@ -51,6 +54,8 @@ class JobRunner:
         self._tasks.append(asyncio.create_task(self._loop(), name="job-runner"))
         for interval, work in self.periodic:
             self._tasks.append(asyncio.create_task(self._every(interval, work), name=f"periodic-{work}"))
+        for service in self.services:
+            self._tasks.append(asyncio.create_task(service(), name=f"service-{service}"))
 
     def wake(self) -> None:
         """Poll now (a job was just queued by this process)."""

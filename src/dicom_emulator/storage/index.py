@@ -22,10 +22,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dicom_emulator.clock import utcnow
+from dicom_emulator.storage.feed_append import FEED_LOCK_ID, append_feed
 from dicom_emulator.storage.instance_writes import (
     ACTION_CREATE,
     ACTION_UPDATE,
-    FEED_LOCK_ID,
     AddResult,
     NewInstance,
     write_batch,
@@ -33,7 +33,6 @@ from dicom_emulator.storage.instance_writes import (
 from dicom_emulator.storage.models import (
     DEFAULT_PARTITION_KEY,
     DEFAULT_PARTITION_NAME,
-    ChangeFeedEntry,
     Instance,
     Partition,
     Series,
@@ -149,6 +148,12 @@ class SqlIndex:
         self._sync_engine = sync_engine if sqlite_bind else None
         # Held by the one thread per process that runs a store transaction (the asyncio lock admits one).
         self._thread_lock = threading.Lock()
+        # Called after a commit that appended change-feed rows (the event dispatcher delivers at once).
+        self.feed_listeners: list[Callable[[], None]] = []
+
+    def _feed_committed(self) -> None:
+        for listener in self.feed_listeners:
+            listener()
 
     def _process_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self._file_lock() if self._file_lock is not None else contextlib.nullcontext()
@@ -192,13 +197,16 @@ class SqlIndex:
             return []
         if self._sync_engine is not None:
             async with self._write_lock:
-                return await asyncio.to_thread(self._write_sqlite_file, batch, replace)
-        async with self._write_lock, self.engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
-                # Take SQLite's write lock first: the duplicate check is then exclusive.
-                await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            results = await conn.run_sync(write_batch, batch, replace=replace, now=utcnow())
-            await conn.commit()
+                results = await asyncio.to_thread(self._write_sqlite_file, batch, replace)
+        else:
+            async with self._write_lock, self.engine.connect() as conn:
+                if conn.dialect.name == "sqlite":
+                    # Take SQLite's write lock first: the duplicate check is then exclusive.
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                results = await conn.run_sync(write_batch, batch, replace=replace, now=utcnow())
+                await conn.commit()
+        if any(r.watermark is not None for r in results):
+            self._feed_committed()
         return results
 
     def _write_sqlite_file(self, batch: Sequence[NewInstance], replace: bool) -> list[AddResult]:
@@ -218,7 +226,7 @@ class SqlIndex:
 
     @staticmethod
     async def _lock_feed(session: AsyncSession) -> None:
-        """Serialize change-feed appends until commit on PostgreSQL (see instance_writes.lock_feed)."""
+        """Serialize change-feed appends until commit on PostgreSQL (see feed_append.lock_feed)."""
         if session.get_bind().dialect.name == "postgresql":
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_ID})
 
@@ -271,19 +279,21 @@ class SqlIndex:
             await self._lock_feed(session)
             now = utcnow()
             await session.execute(delete(Instance).where(Instance.watermark.in_([r.watermark for r in records])))
-            session.add_all(
-                ChangeFeedEntry(
-                    timestamp=now,
-                    action=ACTION_DELETE,
-                    partition_key=r.partition_key,
-                    study_uid=r.study_uid,
-                    series_uid=r.series_uid,
-                    sop_uid=r.sop_uid,
-                    watermark=r.watermark,
-                )
+            feed = [
+                {
+                    "timestamp": now,
+                    "action": ACTION_DELETE,
+                    "partition_key": r.partition_key,
+                    "study_uid": r.study_uid,
+                    "series_uid": r.series_uid,
+                    "sop_uid": r.sop_uid,
+                    "watermark": r.watermark,
+                }
                 for r in records
-            )
+            ]
+            await session.run_sync(lambda sync: append_feed(sync.connection(), feed))
             await self._refresh_parents(session, {r.study_uid for r in records}, partition_key)
+        self._feed_committed()
         return records
 
     async def _refresh_parents(self, session: AsyncSession, study_uids: set[str], partition_key: int) -> None:

@@ -19,18 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from dicom_emulator.dicom.extended_tags import IndexedValue, extract_value
 from dicom_emulator.errors import InstanceAlreadyExistsError
-from dicom_emulator.storage.models import ChangeFeedEntry, Instance, Series, Study
+from dicom_emulator.storage.feed_append import append_feed
+from dicom_emulator.storage.models import Instance, Series, Study
 from dicom_emulator.storage.tags_store import TagRecord, active_tags_sync, value_statements
 
-# Any constant: the advisory lock that orders change-feed commits on PostgreSQL (see lock_feed).
-FEED_LOCK_ID = 0x44434D46
 ACTION_CREATE = "Create"
 ACTION_UPDATE = "Update"
 ALREADY_EXISTS_MESSAGE = "The instance already exists."
@@ -38,7 +37,6 @@ ALREADY_EXISTS_MESSAGE = "The instance already exists."
 STUDIES: Table = Study.__table__  # type: ignore[assignment]
 SERIES: Table = Series.__table__  # type: ignore[assignment]
 INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
-FEED: Table = ChangeFeedEntry.__table__  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -92,17 +90,6 @@ _POINT_STUDY = STUDIES.update().where(STUDIES.c.study_key == bindparam("key"))
 _POINT_SERIES = SERIES.update().where(SERIES.c.series_key == bindparam("key"))
 
 
-def lock_feed(conn: Connection) -> None:
-    """Serialize change-feed appends until commit on PostgreSQL.
-
-    Sequence values are handed out at INSERT; without this lock two processes could commit 12 before 11,
-    and a v1 reader that already moved past 12 would never see 11 (architecture invariant 3). SQLite
-    serializes writers already.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_ID})
-
-
 def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool, now: datetime) -> list[AddResult]:
     """Index every instance of ``batch`` with its change-feed entry, inside the caller's transaction.
 
@@ -148,8 +135,7 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
     if studies:
         conn.execute(_POINT_STUDY, [{"key": k, "latest_watermark": w} for k, w in studies.items()])
         conn.execute(_POINT_SERIES, [{"key": k, "latest_watermark": w} for k, w in series.items()])
-    lock_feed(conn)
-    conn.execute(FEED.insert(), feed)
+    append_feed(conn, feed)
     return results
 
 

@@ -312,3 +312,43 @@ class PerformedProcedureStep(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventOutbox(Base):
+    """One event per change-feed row, written in the feed row's transaction (the outbox of issue 11).
+
+    The row pins what must stay the same across redeliveries (the event ``id``); everything else of the
+    event comes from the change-feed row it points at, which never changes.
+    """
+
+    __tablename__ = "event_outbox"
+
+    # The change-feed sequence of the row this event announces (``data.sequenceNumber``).
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(String(36))
+
+
+class EventSinkState(Base):
+    """Delivery state of one configured event sink: its cursor in the outbox and who delivers it.
+
+    One process at a time holds a sink's lease (``owner`` until ``lease_until``) and delivers its events in
+    sequence order; the cursor advances only after a sink acknowledged them (at least once, never skipped).
+    """
+
+    __tablename__ = "event_sinks"
+
+    name: Mapped[str] = mapped_column(String(), primary_key=True)
+    # Highest outbox sequence delivered (or dead-lettered, or filtered out).
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str | None] = mapped_column(String())
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Failed attempts at the events after the cursor, and when the next attempt is due.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_outcome: Mapped[str | None] = mapped_column(String())
+    # The webhook endpoint and schema whose subscription validation succeeded (re-validated when they change).
+    validated: Mapped[str | None] = mapped_column(String())
+    # Code of a pending asynchronous validation (the endpoint GETs validationUrl).
+    validation_code: Mapped[str | None] = mapped_column(String())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,51 @@
+"""The one place change-feed rows are appended, together with the event outbox rows they produce.
+
+Every writer that changes what is visible (store, delete, bulk update) appends its change-feed rows through
+:func:`append_feed`, inside its own transaction, so the feed row and its event are committed together or not at
+all (architecture invariant 1): an event is never announced for a change that rolled back, and never lost for one
+that committed. Events are delivered later by the job runner (jobs/event_delivery.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, text
+from sqlalchemy.engine import Connection
+
+from dicom_emulator.storage.models import ChangeFeedEntry, EventOutbox
+
+# Any constant: the advisory lock that orders change-feed commits on PostgreSQL (see lock_feed).
+FEED_LOCK_ID = 0x44434D46
+
+FEED: Table = ChangeFeedEntry.__table__  # type: ignore[assignment]
+OUTBOX: Table = EventOutbox.__table__  # type: ignore[assignment]
+_INSERT_FEED = FEED.insert().returning(FEED.c.sequence, sort_by_parameter_order=True)
+
+
+def lock_feed(conn: Connection) -> None:
+    """Serialize change-feed appends until commit on PostgreSQL.
+
+    Sequence values are handed out at INSERT; without this lock two processes could commit 12 before 11,
+    and a v1 reader (or an event sink's cursor) that already moved past 12 would never see 11 (architecture
+    invariant 3). SQLite serializes writers already.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_ID})
+
+
+def append_feed(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert change-feed ``rows`` (column values) and one outbox event each; returns their sequences in order."""
+    if not rows:
+        return []
+    lock_feed(conn)
+    sequences = [int(s) for s in conn.execute(_INSERT_FEED, list(rows)).scalars().all()]
+    add_events(conn, sequences)
+    return sequences
+
+
+def add_events(conn: Connection, sequences: Sequence[int]) -> None:
+    """The outbox rows of freshly inserted feed rows: the event id is fixed now, so redeliveries repeat it."""
+    conn.execute(OUTBOX.insert(), [{"sequence": s, "event_id": str(uuid.uuid4())} for s in sequences])
