@@ -17,7 +17,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from dicom_emulator.config import DEV_TENANT, Settings
 from tests.apps import APP_POOL, asgi_client
@@ -225,26 +224,22 @@ async def test_open_routes_and_the_issuer(auth_client: httpx.AsyncClient, signin
     assert r.status_code == 200
 
 
-def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        elif hasattr(route, "original_router"):  # FastAPI keeps included routers nested
-            yield from _api_routes(route.original_router.routes)
-
-
 def every_versioned_route(app: FastAPI) -> list[tuple[str, str]]:
-    """(method, concrete path) for every route under ``/{version}`` the app has, its parameters filled in."""
+    """(method, concrete path) for every route under ``/{version}`` the app has, its parameters filled in.
+
+    Read from the OpenAPI document: it has every route with the prefixes its router was mounted under (the
+    partition-aware routers are mounted twice, at ``/{version}`` and ``/{version}/partitions/{partitionName}``).
+    """
     out = []
-    for route in _api_routes(app.routes):
-        if not route.path.startswith("/{version}"):
+    for template, operations in app.openapi()["paths"].items():
+        if not template.startswith("/{version}"):
             continue
-        path = route.path.replace("{version}", "v2")
+        path = template.replace("{version}", "v2").replace("{partitionName}", "Microsoft.Default")
         path = re.sub(r"\{(frames|frame)\}", "1", path)
         path = re.sub(r"\{tag[^}]*\}", "PatientAge", path)
         path = re.sub(r"\{(id|operation_id|operationId)\}", "00000000000000000000000000000000", path)
         path = re.sub(r"\{[^}]+\}", STUDY, path)
-        out.extend((method, path) for method in sorted(route.methods or ()) if method != "HEAD")
+        out.extend((method.upper(), path) for method in operations if method.upper() not in ("HEAD", "OPTIONS"))
     return sorted(set(out))
 
 
