@@ -113,6 +113,20 @@ async def test_bulk_update_end_to_end(client: httpx.AsyncClient, settings: Setti
         (b.SOPInstanceUID, "Update", "Current"),
     ]
 
+    # Events: one DicomImageUpdated per Update entry (azure-behaviour §12), after the two DicomImageCreated.
+    events = (await client.get("/emulator/events", params={"limit": 1000})).json()
+    mine_events = [
+        (e["eventType"].rsplit(".", 1)[1], e["data"]["imageSopInstanceUid"])
+        for e in events
+        if e["data"]["imageStudyInstanceUid"] == study
+    ]
+    assert mine_events == [
+        ("DicomImageCreated", a.SOPInstanceUID),
+        ("DicomImageCreated", b.SOPInstanceUID),
+        ("DicomImageUpdated", a.SOPInstanceUID),
+        ("DicomImageUpdated", b.SOPInstanceUID),
+    ]
+
     # A second update keeps the first original and drops the intermediate file.
     operation = await update(client, [study], {"00100020": {"vr": "LO", "Value": ["PID-2"]}})
     assert operation["results"]["instanceUpdated"] == 2
