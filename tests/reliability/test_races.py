@@ -7,6 +7,7 @@ answer 200; mixed traffic never deadlocks or answers 5xx, and the feed, the inde
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -120,3 +121,14 @@ def test_stow_put_and_delete_of_one_study_race_without_5xx(cluster: Cluster) -> 
             answer = client.get(f"/v2/studies/{study}/instances", params={"SOPInstanceUID": sop}, headers=ACCEPT)
             assert answer.status_code == 200
     assert _blob_sops(cluster.data_dir, study) == sorted(present)
+
+
+def test_concurrent_adds_of_one_extended_query_tag_queue_one_reindex(cluster: Cluster) -> None:
+    body = json.dumps([{"path": "PatientAge", "vr": "AS", "level": "Study"}]).encode()
+    statuses = _race(cluster, [("POST", "/v2/extendedquerytags", body, "application/json")] * 20)
+    # One add wins and queues its reindex; every other add finds that reindex active (azure-behaviour §7.2).
+    assert sorted(statuses) == [202] + [409] * 19
+    with httpx.Client(base_url=cluster.url(1), timeout=60) as client:
+        tags = client.get("/v2/extendedquerytags").json()
+        assert [t["path"] for t in tags] == ["00101010"]
+        assert client.delete("/v2/extendedquerytags/00101010").status_code == 204
