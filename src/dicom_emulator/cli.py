@@ -22,6 +22,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free port)")
     serve.add_argument("--data-dir", type=Path, help="where the SQLite index and files live (default ./dicom-data)")
     serve.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db (default SQLite)")
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="URL clients reach the emulator at (proxy, Docker port mapping); RetrieveURLs and hrefs use it",
+    )
     serve.add_argument("--in-memory", action="store_true", default=None, help="keep nothing on disk")
     serve.add_argument(
         "--loose", action="store_true", default=None, help="allow QIDO wildcards and UID lists (not in Azure)"
@@ -47,7 +52,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "database_url", "in_memory", "loose", "dimse_port", "ae_title", "workers"):
+    for name in (
+        "host",
+        "port",
+        "data_dir",
+        "database_url",
+        "public_url",
+        "in_memory",
+        "loose",
+        "dimse_port",
+        "ae_title",
+        "workers",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value

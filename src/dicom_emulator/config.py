@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     loose: bool = False
     log_level: str = "info"
     access_log: bool = True
+    # The URL clients reach this emulator at (scheme, host, port, optional path prefix), e.g. behind a proxy
+    # or a Docker port mapping: RetrieveURLs, Location headers and hrefs start with it. None = from the request.
+    public_url: str | None = None
     max_part_size: int = Field(default=MAX_STOW_PART_SIZE, ge=1)
     max_transcode_size: int = Field(default=MAX_TRANSCODE_SIZE, ge=1)
     # CORS for browser viewers (OHIF): comma-separated origins, "*" for any (without credentials),
@@ -80,6 +83,14 @@ class Settings(BaseSettings):
         if not title or len(self.ae_title) > 16 or any(c == "\\" or not " " <= c <= "~" for c in self.ae_title):
             raise ValueError(f"ae_title {self.ae_title!r}: 1-16 printable ASCII characters, no backslash")
         self.ae_title = title
+        if self.public_url is not None:
+            url = self.public_url.strip().rstrip("/")
+            if not url:
+                self.public_url = None
+            elif not (url.startswith(("http://", "https://")) and len(url.split("://", 1)[1]) > 0):
+                raise ValueError(f"public_url {self.public_url!r}: an absolute http:// or https:// URL")
+            else:
+                self.public_url = url
         return self
 
     @property

@@ -40,3 +40,12 @@ def test_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.loose and settings.in_memory
     assert (settings.log_level, settings.access_log) == ("warning", False)
     assert settings.resolved_database_url == "sqlite+aiosqlite://"
+
+
+def test_public_url_flag_and_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = _parser().parse_args(["serve", "--public-url", "https://dicom.example.org/emulator/"])
+    assert settings_from_args(args).public_url == "https://dicom.example.org/emulator"
+    monkeypatch.setenv("DICOM_EMULATOR_PUBLIC_URL", "http://localhost:18080")
+    assert Settings().public_url == "http://localhost:18080"
+    with pytest.raises(ValueError, match="public_url"):
+        Settings(public_url="dicom.example.org")
