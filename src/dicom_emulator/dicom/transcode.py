@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
 import numpy as np
+from PIL import Image
 from pydicom import Dataset, FileMetaDataset, dcmread
 from pydicom.encaps import encapsulate
 from pydicom.filewriter import dcmwrite
@@ -179,6 +180,9 @@ def frame_to_jpeg2000(frame: bytes, source: PixelSource) -> tuple[bytes, dict[st
         raise TranscodingError()
     options = decode_options(source)
     photometric = str(meta.get("photometric_interpretation", options["photometric_interpretation"]))
+    if min(options["rows"], options["columns"]) < _OPENJPEG_MIN_SIDE:
+        meta["photometric_interpretation"] = photometric
+        return _small_jpeg2000(array, options), meta
     try:
         encoded = encoder.encode(
             np.ascontiguousarray(array),
@@ -198,6 +202,49 @@ def frame_to_jpeg2000(frame: bytes, source: PixelSource) -> tuple[bytes, dict[st
         raise TranscodingError() from exc
     meta["photometric_interpretation"] = photometric
     return encoded, meta
+
+
+# pylibjpeg-openjpeg always encodes 6 DWT resolution levels, and a level halves each side: sides under
+# 2^5 = 32 px make OpenJPEG refuse (opj_start_compress). Smaller images go through Pillow's encoder (the
+# same OpenJPEG library), which takes the number of levels.
+_OPENJPEG_MIN_SIDE = 32
+_MAX_RESOLUTIONS = 6
+
+
+def resolution_levels(rows: int, columns: int) -> int:
+    """The most DWT resolution levels (at most 6) an image of this size allows: 2^(levels-1) <= shorter side."""
+    return max(1, min(_MAX_RESOLUTIONS, min(rows, columns).bit_length()))
+
+
+def _small_jpeg2000(array: np.ndarray, options: dict[str, Any]) -> bytes:
+    """A lossless JPEG 2000 codestream of a small unsigned image (8-bit grey or RGB, or up to 16-bit grey)."""
+    rows, columns = options["rows"], options["columns"]
+    samples, bits = options["samples_per_pixel"], options["bits_allocated"]
+    if options["pixel_representation"] != 0:
+        raise TranscodingError()  # Pillow encodes no signed samples
+    data = np.ascontiguousarray(array)
+    if samples == 1 and bits == 8:
+        image = Image.frombytes("L", (columns, rows), data.astype(np.uint8).tobytes())
+    elif samples == 1 and bits == 16:
+        image = Image.frombytes("I;16", (columns, rows), data.astype("<u2").tobytes())
+    elif samples == 3 and bits == 8:
+        image = Image.frombytes("RGB", (columns, rows), data.astype(np.uint8).tobytes())
+    else:
+        raise TranscodingError()
+    out = io.BytesIO()
+    try:
+        # A bare codestream (no JP2 box), reversible 5/3 wavelet (lossless), no colour transform (mct=0).
+        image.save(
+            out,
+            format="JPEG2000",
+            no_jp2=True,
+            irreversible=False,
+            mct=0,
+            num_resolutions=resolution_levels(rows, columns),
+        )
+    except (OSError, ValueError) as exc:
+        raise TranscodingError() from exc
+    return out.getvalue()
 
 
 def convert_frame(frame: bytes, source: PixelSource, target: str) -> bytes:
