@@ -14,6 +14,9 @@ DEFAULT_DATA_DIR = Path("dicom-data")
 MAX_STOW_PART_SIZE = 2 * 1024**3
 # Transcode/render source size limit (azure-behaviour §3.2, §10.5).
 MAX_TRANSCODE_SIZE = 100 * 1024**2
+# Largest data set a Deflated Explicit VR Little Endian instance may inflate to: every retrieve inflates it in
+# memory (as a transcode does), so a larger one (a zip bomb) is refused at store time (README, Limits).
+MAX_INFLATED_SIZE = MAX_TRANSCODE_SIZE
 DEFAULT_AE_TITLE = "DICOM_EMULATOR"
 
 

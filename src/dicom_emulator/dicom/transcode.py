@@ -39,6 +39,7 @@ from pydicom.uid import (
     JPEG2000Lossless,
 )
 
+from dicom_emulator.config import MAX_INFLATED_SIZE
 from dicom_emulator.dicom.frames import (
     FrameLayoutError,
     FrameLocation,
@@ -48,6 +49,7 @@ from dicom_emulator.dicom.frames import (
     read_frame,
     read_pixel_element,
 )
+from dicom_emulator.dicom.reading import inflates_beyond
 from dicom_emulator.dicom.values import first_of
 from dicom_emulator.errors import NotAcceptableError
 
@@ -299,6 +301,9 @@ def open_instance(fp: BinaryIO, *, file_size: int, frames: Sequence[FrameLocatio
     header = dcmread(fp, stop_before_pixels=True, force=True)
     syntax = _transfer_syntax(header)
     if syntax == str(DeflatedExplicitVRLittleEndian):
+        # Refused at store time since the bounded check exists; files stored before it are checked here.
+        if inflates_beyond(fp, MAX_INFLATED_SIZE):
+            raise TranscodingError()
         fp.seek(0)
         full = dcmread(fp, force=True)
         keyword = next((k for k in _PIXEL_KEYWORDS.values() if k in full), None)

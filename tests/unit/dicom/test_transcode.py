@@ -281,3 +281,18 @@ def test_small_images_encode_to_jpeg_2000(rows: int, columns: int, kind: str) ->
 )
 def test_resolution_levels_fit_the_shorter_side(rows: int, columns: int, levels: int) -> None:
     assert resolution_levels(rows, columns) == levels
+
+
+def test_deflated_file_over_the_inflated_limit_is_not_inflated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Files stored before the store-time check: retrieve refuses (406) instead of inflating a bomb.
+    from tests.factories import deflated_instance
+
+    from dicom_emulator.dicom import transcode as module
+
+    path = tmp_path / "bomb.dcm"
+    path.write_bytes(deflated_instance(4 * 1024 * 1024))
+    monkeypatch.setattr(module, "MAX_INFLATED_SIZE", 1024 * 1024)
+    with pytest.raises(TranscodingError):
+        transcode(path, EXPLICIT_VR_LITTLE_ENDIAN)
+    monkeypatch.setattr(module, "MAX_INFLATED_SIZE", 8 * 1024 * 1024)
+    assert transcode(path, EXPLICIT_VR_LITTLE_ENDIAN).NumberOfFrames == 4
