@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes on one store (default: one per CPU core; --in-memory runs one)",
     )
+    limits = serve.add_argument_group("limits (README, Limits)")
+    limits.add_argument("--max-json-body-size", type=int, metavar="BYTES", help="workitem and tag JSON bodies (4 MiB)")
+    limits.add_argument("--max-header-size", type=int, metavar="BYTES", help="request line and headers (64 KiB)")
+    limits.add_argument("--header-timeout", type=float, metavar="S", help="seconds to send request headers (30)")
+    limits.add_argument("--body-timeout", type=float, metavar="S", help="seconds without a body byte (60)")
+    limits.add_argument("--keep-alive-timeout", type=int, metavar="S", help="idle keep-alive seconds (30)")
+    limits.add_argument("--max-connections", type=int, metavar="N", help="open connections per process")
     verbosity = serve.add_mutually_exclusive_group()
     verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
     verbosity.add_argument("--debug", action="store_true", help="debug logging")
@@ -63,6 +70,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "dimse_port",
         "ae_title",
         "workers",
+        "max_json_body_size",
+        "max_header_size",
+        "header_timeout",
+        "body_timeout",
+        "keep_alive_timeout",
+        "max_connections",
     ):
         value = getattr(args, name, None)
         if value is not None:
@@ -86,6 +99,7 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from dicom_emulator.app import create_app
+    from dicom_emulator.http_protocol import limited_protocol
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger.info("configuration: %s", settings.describe())
@@ -95,7 +109,9 @@ def serve(settings: Settings) -> int:
         "log_level": settings.log_level,
         "access_log": settings.access_log,
         # Cap request bodies only per part (STOW streams); keep-alive like Azure's front door.
-        "timeout_keep_alive": 30,
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        # httptools with header, body and connection limits (http_protocol.py).
+        "http": limited_protocol(settings),
     }
     if settings.resolved_workers > 1:
         from dicom_emulator.supervisor import serve_workers

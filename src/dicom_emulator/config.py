@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     # or a Docker port mapping: RetrieveURLs, Location headers and hrefs start with it. None = from the request.
     public_url: str | None = None
     max_part_size: int = Field(default=MAX_STOW_PART_SIZE, ge=1)
+    # Limits against hostile or broken clients (README, Limits; http_protocol.py, api/json_body.py).
+    max_json_body_size: int = Field(default=4 * 1024**2, ge=1)  # workitem and extended-query-tag bodies: 413
+    max_header_size: int = Field(default=64 * 1024, ge=1024)  # request line + headers: 431, closed
+    header_timeout: float = Field(default=30.0, gt=0)  # seconds to send the request headers
+    body_timeout: float = Field(default=60.0, gt=0)  # seconds without a body byte while uploading
+    keep_alive_timeout: int = Field(default=30, ge=1)  # seconds an idle keep-alive connection stays open
+    # Open HTTP connections per process; more are closed at once. None = the open-file limit minus 128.
+    max_connections: int | None = Field(default=None, ge=1)
     max_transcode_size: int = Field(default=MAX_TRANSCODE_SIZE, ge=1)
     # CORS for browser viewers (OHIF): comma-separated origins, "*" for any (without credentials),
     # or "" to send no CORS headers at all.
@@ -103,6 +111,21 @@ class Settings(BaseSettings):
         if self.workers is not None:
             return self.workers
         return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+    @property
+    def resolved_max_connections(self) -> int:
+        if self.max_connections is not None:
+            return self.max_connections
+        try:
+            import resource
+
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        except (ImportError, ValueError, OSError):
+            return 1000
+        if soft == resource.RLIM_INFINITY:
+            return 10000
+        # Leave descriptors for the database, the files being stored and retrieved, and DIMSE.
+        return max(16, soft - 128)
 
     @property
     def dimse_enabled(self) -> bool:
