@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     reindex_batch_size: int = Field(default=100, ge=1)
     # Pause between reindex batches (seconds): throttles a reindex so it leaves the database to the API.
     reindex_batch_pause: float = Field(default=0.0, ge=0)
+    # Blob files without an index row are removed at start once this old (seconds): younger ones may belong to
+    # a store another process has not committed yet.
+    orphan_grace_seconds: float = Field(default=3600.0, ge=0)
     # Database connection pool size per process (PostgreSQL only).
     pool_size: int = Field(default=10, ge=1)
     # DIMSE gateway (C-ECHO, C-STORE, C-FIND, C-GET, MWL, MPPS): TCP port, None or 0 = off; and its AE title.

@@ -80,7 +80,10 @@ class Emulator:
         return {p for p in self.blob_dir.rglob("*") if p.is_file()} if self.blob_dir.exists() else set()
 
     def spool_files(self) -> set[Path]:
-        return {p for p in self.spool_dir.rglob("*") if p.is_file()} if self.spool_dir.exists() else set()
+        # Each process spools into tmp/<pid>-<token>/ and holds a .lock file there (storage/sweep.py).
+        if not self.spool_dir.exists():
+            return set()
+        return {p for p in self.spool_dir.rglob("*") if p.is_file() and p.name != ".lock"}
 
 
 def free_port() -> int:
