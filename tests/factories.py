@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import itertools
+import struct
 import uuid
+import zlib
 
 import numpy as np
 from pydicom import Dataset
@@ -93,3 +95,48 @@ def multipart(parts: list[bytes], *, part_type: str = "application/dicom") -> tu
         out.write(part)
     out.write(f"\r\n--{boundary}--".encode())
     return out.getvalue(), f'multipart/related; type="application/dicom"; boundary="{boundary}"'
+
+
+def deflated_instance(pixel_bytes: int, **kwargs: object) -> bytes:
+    """A Deflated Explicit VR Little Endian instance whose OB Pixel Data holds ``pixel_bytes`` zeros.
+
+    Built by streaming zeros through a raw deflate compressor, so a data set of hundreds of MB (a zip bomb)
+    costs a few hundred KB of memory to make.
+    """
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds = make_dataset(**kwargs)  # type: ignore[arg-type]
+    del ds.PixelData
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    if pixel_bytes < 65536:
+        ds.Rows, ds.Columns = 1, pixel_bytes
+    else:
+        assert pixel_bytes % (1024 * 1024) == 0, "whole MiB: frames of 1024 x 1024"
+        ds.Rows, ds.Columns, ds.NumberOfFrames = 1024, 1024, pixel_bytes // (1024 * 1024)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    head = DicomBytesIO()
+    head.is_little_endian, head.is_implicit_VR = True, False
+    head.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(head, meta, enforce_standard=True)
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    out = io.BytesIO()
+    out.write(head.getvalue())
+    out.write(compressor.compress(body.getvalue()))
+    # (7FE0,0010) OB, reserved, 32-bit length (PS3.5 §7.1.2), then the zeros in 1 MiB pieces.
+    out.write(compressor.compress(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, pixel_bytes)))
+    zeros = bytes(1024 * 1024)
+    left = pixel_bytes
+    while left:
+        piece = min(left, len(zeros))
+        out.write(compressor.compress(zeros[:piece]))
+        left -= piece
+    out.write(compressor.flush())
+    return out.getvalue()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dicom_emulator import __version__
 from dicom_emulator.api import build_router
@@ -57,6 +58,7 @@ from dicom_emulator.storage.jobs import EXPORT, REINDEX, UPDATE, SqlJobStore
 from dicom_emulator.storage.mpps_store import SqlMppsStore
 from dicom_emulator.storage.partition_store import SqlPartitionStore
 from dicom_emulator.storage.reindex_store import SqlReindexStore
+from dicom_emulator.storage.sweep import SpoolDirectory, sweep_orphan_blobs, sweep_spool
 from dicom_emulator.storage.tags_store import SqlTagStore
 from dicom_emulator.storage.workitem_store import SqlWorkitemStore
 
@@ -72,19 +74,6 @@ EXPOSED_HEADERS = [
     "api-supported-versions",
     "WWW-Authenticate",  # the 401 challenge of --auth names the authority to get a token from
 ]
-# Spooled parts older than this were left by a crashed process (a live upload touches its file).
-STALE_SPOOL_AGE = 3600.0  # seconds
-
-
-def _remove_stale_spool_files(spool_dir: Path) -> None:
-    """A crash mid-upload leaves spooled parts behind; they were never visible, so drop them."""
-    cutoff = time.time() - STALE_SPOOL_AGE
-    for path in spool_dir.iterdir():
-        try:
-            if path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink()
-        except OSError:
-            logger.warning("could not remove stale spool file %s", path)
 
 
 async def prepare_storage(settings: Settings) -> None:
@@ -101,7 +90,16 @@ async def prepare_storage(settings: Settings) -> None:
     finally:
         await engine.dispose()
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_spool_files(settings.spool_dir)
+    sweep_spool(settings.spool_dir)
+
+
+async def _sweep_orphans(blob_root: Path, engine: AsyncEngine, grace_seconds: float) -> None:
+    try:
+        removed = await sweep_orphan_blobs(blob_root, engine, grace_seconds=grace_seconds)
+    except Exception:  # noqa: BLE001 - a failed sweep must not stop the emulator; it runs again at the next start
+        logger.warning("start-up sweep of orphan blob files failed", exc_info=True)
+        return
+    logger.info("start-up sweep: removed %d orphan blob files", removed)
 
 
 def _event_dispatcher(settings: Settings, store: SqlEventStore) -> EventDispatcher:
@@ -141,6 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runner: JobRunner | None = None
         gateway: DimseGateway | None = None
         index: SqlIndex | None = None
+        spool: SpoolDirectory | None = None
+        sweeper: asyncio.Task[None] | None = None
         try:
             if settings.migrate_on_start:
                 await migrate(engine)
@@ -170,9 +170,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 if not settings.azure_blobs:
                     blobs = FileSystemBlobStore(settings.blob_dir)
-                spool_dir = settings.spool_dir
-                spool_dir.mkdir(parents=True, exist_ok=True)
-                _remove_stale_spool_files(spool_dir)
+                # A spool directory of this process's own, locked while it lives: the sweep removes those of
+                # processes that died (storage/sweep.py), also when another process starts.
+                removed = sweep_spool(settings.spool_dir)
+                if removed:
+                    logger.info("start-up sweep: removed %d spool files of dead processes", removed)
+                spool = SpoolDirectory(settings.spool_dir)
+                spool_dir = spool.path
             sessions = index.sessions
             tags = SqlTagStore(sessions, sync_engine=sync_engine)
             jobs = SqlJobStore(sessions)
@@ -256,6 +260,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     reuse_port=settings.resolved_workers > 1,
                 )
                 await gateway.start()
+            if not settings.in_memory and not settings.azure_blobs and settings.worker_index == 0:
+                sweeper = asyncio.create_task(
+                    _sweep_orphans(settings.blob_dir, engine, settings.orphan_grace_seconds), name="orphan sweep"
+                )
             # One line a user (and the pytest plugin, pytest_plugin.py) reads: where to point a client.
             logger.info(
                 "dicom-emulator %s ready on %s (API docs: %s/emulator/docs): %s",
@@ -266,6 +274,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             if gateway is not None:
                 await gateway.stop()
             if runner is not None:
@@ -275,6 +287,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.dispose()
             if tmp is not None:
                 tmp.cleanup()
+            if spool is not None:
+                spool.close()
 
     app = FastAPI(
         title="Azure Health Data Services DICOM service emulator",

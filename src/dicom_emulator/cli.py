@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"SQLAlchemy URL, e.g. postgresql://user@host/db (default SQLite) [{_env('database_url')}, DATABASE_URL]",
     )
     serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="URL clients reach the emulator at (proxy, Docker port mapping); RetrieveURLs and hrefs use it "
+        f"[{_env('public_url')}]",
+    )
+    serve.add_argument(
         "--in-memory", action="store_true", default=None, help=f"keep nothing on disk [{_env('in_memory')}=1]"
     )
     serve.add_argument(
@@ -145,6 +151,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth-jwks-url", metavar="URL", help="JWKS whose keys sign accepted tokens")
     serve.add_argument("--tls-certfile", type=Path, metavar="PEM", help="serve HTTPS with this certificate")
     serve.add_argument("--tls-keyfile", type=Path, metavar="PEM", help="private key of --tls-certfile")
+    limits = serve.add_argument_group("limits (README, Limits)")
+    limits.add_argument("--max-json-body-size", type=int, metavar="BYTES", help="workitem and tag JSON bodies (4 MiB)")
+    limits.add_argument("--max-header-size", type=int, metavar="BYTES", help="request line and headers (64 KiB)")
+    limits.add_argument("--header-timeout", type=float, metavar="S", help="seconds to send request headers (30)")
+    limits.add_argument("--body-timeout", type=float, metavar="S", help="seconds without a body byte (60)")
+    limits.add_argument("--keep-alive-timeout", type=int, metavar="S", help="idle keep-alive seconds (30)")
+    limits.add_argument("--max-connections", type=int, metavar="N", help="open connections per process")
     verbosity = serve.add_mutually_exclusive_group()
     verbosity.add_argument("--silent", action="store_true", help="no access log, warnings only")
     verbosity.add_argument("--debug", action="store_true", help=f"debug logging [{_env('log_level')}=debug]")
@@ -190,6 +203,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "port",
         "data_dir",
         "database_url",
+        "public_url",
         "in_memory",
         "loose",
         "data_partitions",
@@ -208,6 +222,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "auth_jwks_url",
         "tls_certfile",
         "tls_keyfile",
+        "max_json_body_size",
+        "max_header_size",
+        "header_timeout",
+        "body_timeout",
+        "keep_alive_timeout",
+        "max_connections",
     ):
         value = getattr(args, name, None)
         if value is not None:
@@ -294,6 +314,7 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from dicom_emulator.app import create_app
+    from dicom_emulator.http_protocol import limited_protocol
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.faults is not None:
@@ -332,7 +353,9 @@ def serve(settings: Settings) -> int:
         "log_level": settings.log_level,
         "access_log": settings.access_log,
         # Cap request bodies only per part (STOW streams); keep-alive like Azure's front door.
-        "timeout_keep_alive": 30,
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        # httptools with header, body and connection limits (http_protocol.py).
+        "http": limited_protocol(settings),
     }
     # Pin the worker count (routes that hold per-process state, like /emulator/faults, read it).
     settings = settings.model_copy(update={"workers": settings.resolved_workers})

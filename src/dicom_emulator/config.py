@@ -14,6 +14,9 @@ DEFAULT_DATA_DIR = Path("dicom-data")
 MAX_STOW_PART_SIZE = 2 * 1024**3
 # Transcode/render source size limit (azure-behaviour §3.2, §10.5).
 MAX_TRANSCODE_SIZE = 100 * 1024**2
+# Largest data set a Deflated Explicit VR Little Endian instance may inflate to: every retrieve inflates it in
+# memory (as a transcode does), so a larger one (a zip bomb) is refused at store time (README, Limits).
+MAX_INFLATED_SIZE = MAX_TRANSCODE_SIZE
 DEFAULT_AE_TITLE = "DICOM_EMULATOR"
 # Event Grid topic of the events (azure-behaviour §12.4): the workspace's ARM id in Azure; a fixed fake one here.
 DEFAULT_EVENT_TOPIC = (
@@ -124,7 +127,18 @@ class Settings(BaseSettings):
     blob_container: str = "dicom"
     log_level: str = "info"
     access_log: bool = True
+    # The URL clients reach this emulator at (scheme, host, port, optional path prefix), e.g. behind a proxy
+    # or a Docker port mapping: RetrieveURLs, Location headers and hrefs start with it. None = from the request.
+    public_url: str | None = None
     max_part_size: int = Field(default=MAX_STOW_PART_SIZE, ge=1)
+    # Limits against hostile or broken clients (README, Limits; http_protocol.py, api/json_body.py).
+    max_json_body_size: int = Field(default=4 * 1024**2, ge=1)  # workitem and extended-query-tag bodies: 413
+    max_header_size: int = Field(default=64 * 1024, ge=1024)  # request line + headers: 431, closed
+    header_timeout: float = Field(default=30.0, gt=0)  # seconds to send the request headers
+    body_timeout: float = Field(default=60.0, gt=0)  # seconds without a body byte while uploading
+    keep_alive_timeout: int = Field(default=30, ge=1)  # seconds an idle keep-alive connection stays open
+    # Open HTTP connections per process; more are closed at once. None = the open-file limit minus 128.
+    max_connections: int | None = Field(default=None, ge=1)
     max_transcode_size: int = Field(default=MAX_TRANSCODE_SIZE, ge=1)
     # CORS for browser viewers (OHIF): comma-separated origins, "*" for any (without credentials),
     # or "" to send no CORS headers at all.
@@ -138,6 +152,9 @@ class Settings(BaseSettings):
     reindex_batch_size: int = Field(default=100, ge=1)
     # Pause between reindex batches (seconds): throttles a reindex so it leaves the database to the API.
     reindex_batch_pause: float = Field(default=0.0, ge=0)
+    # Blob files without an index row are removed at start once this old (seconds): younger ones may belong to
+    # a store another process has not committed yet.
+    orphan_grace_seconds: float = Field(default=3600.0, ge=0)
     # Database connection pool size per process (PostgreSQL only).
     pool_size: int = Field(default=10, ge=1)
     # DIMSE gateway (C-ECHO, C-STORE, C-FIND, C-GET, MWL, MPPS): TCP port, None or 0 = off; and its AE title.
@@ -200,6 +217,14 @@ class Settings(BaseSettings):
         if not title or len(self.ae_title) > 16 or any(c == "\\" or not " " <= c <= "~" for c in self.ae_title):
             raise ValueError(f"ae_title {self.ae_title!r}: 1-16 printable ASCII characters, no backslash")
         self.ae_title = title
+        if self.public_url is not None:
+            url = self.public_url.strip().rstrip("/")
+            if not url:
+                self.public_url = None
+            elif not (url.startswith(("http://", "https://")) and len(url.split("://", 1)[1]) > 0):
+                raise ValueError(f"public_url {self.public_url!r}: an absolute http:// or https:// URL")
+            else:
+                self.public_url = url
         return self
 
     @property
@@ -221,6 +246,21 @@ class Settings(BaseSettings):
         """Where a client on this machine reaches the HTTP API (a wildcard host is reached on loopback)."""
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
+    def resolved_max_connections(self) -> int:
+        if self.max_connections is not None:
+            return self.max_connections
+        try:
+            import resource
+
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        except (ImportError, ValueError, OSError):
+            return 1000
+        if soft == resource.RLIM_INFINITY:
+            return 10000
+        # Leave descriptors for the database, the files being stored and retrieved, and DIMSE.
+        return max(16, soft - 128)
 
     @property
     def dimse_enabled(self) -> bool:

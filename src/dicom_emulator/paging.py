@@ -65,7 +65,12 @@ def bind_datetime(params: Sequence[tuple[str, str]], name: str) -> datetime | No
         raise _invalid(name, MSG_VALUE_NOT_VALID_FOR.format(raw, name)) from None
     if parsed.tzinfo is None:
         raise _invalid(name, MSG_TIME_ZONE)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is before year 1 in UTC: .NET cannot build that DateTimeOffset either,
+        # so model binding fails with its usual message (not a 500).
+        raise _invalid(name, MSG_VALUE_NOT_VALID_FOR.format(raw, name)) from None
 
 
 def dotnet_round_trip(value: datetime) -> str:

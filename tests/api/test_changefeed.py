@@ -72,6 +72,17 @@ async def test_v1_sequence_window(client: httpx.AsyncClient) -> None:
     assert latest["sequence"] == 5
 
 
+async def test_largest_offsets_are_empty_pages(client: httpx.AsyncClient) -> None:
+    # offset is a long: the window offset < sequence <= offset + limit must not overflow (it answered 500).
+    await store(client, make_dataset())
+    for url in ("/v1/changefeed?offset=9223372036854775807", "/v1/changefeed?offset=9223372036854775800&limit=100",
+                "/v2/changefeed?offset=9223372036854775807"):  # fmt: skip
+        r = await client.get(url)
+        assert (r.status_code, r.json()) == (200, []), url
+    r = await client.get("/v2/studies?offset=9223372036854775807", headers={"Accept": "application/dicom+json"})
+    assert r.status_code == 204
+
+
 async def test_v2_time_window_and_skip(client: httpx.AsyncClient) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
     await store(client, *[make_dataset() for _ in range(4)])
@@ -109,6 +120,16 @@ async def test_v2_time_window_and_skip(client: httpx.AsyncClient) -> None:
         (
             "/v2/changefeed?startTime=2024-01-01T00:00:00",
             "The query parameter 'startTime' is invalid. Date and time value must specify a time zone.",
+        ),
+        (
+            # Before year 1 in UTC: .NET cannot represent it either (model binding fails, not a 500).
+            "/v2/changefeed?startTime=0001-01-01T00:00:00%2B14:00",
+            "The query parameter 'startTime' is invalid. The value '0001-01-01T00:00:00+14:00' is not valid for "
+            "startTime.",
+        ),
+        (
+            "/v2/changefeed?endTime=9999-12-31T23:59:59-14:00",
+            "The query parameter 'endTime' is invalid. The value '9999-12-31T23:59:59-14:00' is not valid for endTime.",
         ),
         (
             "/v2/changefeed?startTime=2024-01-02T00:00:00Z&endTime=2024-01-01T00:00:00Z",

@@ -208,6 +208,34 @@ async def test_encapsulated_frames_unchanged_and_decoded(client: httpx.AsyncClie
         assert data == frame.astype(frame.dtype.newbyteorder("<")).tobytes()
 
 
+async def test_jp2_of_images_under_32_pixels(client: httpx.AsyncClient) -> None:
+    # Frames and whole instances of a 4 x 6 image: OpenJPEG's default 6 resolution levels need 32 px a side
+    # (it answered 406); the levels now follow the image size.
+    ds = make_dataset(rows=4, columns=6, frames=2)
+    stored = await store_dataset(client, ds)
+    r = await client.get(stored.url("/frames/2"), headers={"Accept": 'multipart/related; type="image/jp2"'})
+    assert r.status_code == 200, r.text
+    [(ctype, data)] = split_multipart(r)
+    assert ctype == "image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90"
+    decoded, _ = get_decoder(JPEG2000Lossless).as_array(
+        encapsulate([data]),
+        rows=4,
+        columns=6,
+        samples_per_pixel=1,
+        bits_allocated=16,
+        bits_stored=ds.BitsStored,
+        pixel_representation=0,
+        photometric_interpretation="MONOCHROME2",
+        number_of_frames=1,
+    )
+    np.testing.assert_array_equal(decoded, ds.pixel_array[1])
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.90'
+    whole = await client.get(stored.url(""), headers={"Accept": accept})
+    assert whole.status_code == 200, whole.text
+    [(_, instance)] = split_multipart(whole)
+    np.testing.assert_array_equal(dcmread(io.BytesIO(instance)).pixel_array, ds.pixel_array)
+
+
 async def test_jp2_frames(client: httpx.AsyncClient) -> None:
     stored = await store_sample(client, "MR_small_RLE.dcm")
     r = await client.get(stored.url("/frames/1"), headers={"Accept": 'multipart/related; type="image/jp2"'})

@@ -132,6 +132,20 @@ async def test_modalities_in_study(client: httpx.AsyncClient, corpus: dict[str, 
     assert item["00080061"] == {"vr": "CS", "Value": ["CT", "MR"]}
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+async def test_modalities_in_study_at_series_and_instance_level(
+    client: httpx.AsyncClient, corpus: dict[str, str], version: str
+) -> None:
+    # A study-level attribute (azure-behaviour §4.3): every series and instance of a study with an MR series
+    # matches, the study's CT series too (it once answered 500: the EXISTS lost its series table).
+    series = await qido(client, f"/{version}/series", ModalitiesInStudy="MR")
+    assert series.status_code == 200
+    assert sorted(uids(series, "0020000E")) == sorted([corpus["a_ct"], corpus["a_mr"]])
+    instances = await qido(client, f"/{version}/instances", ModalitiesInStudy="MR")
+    assert instances.status_code == 200
+    assert set(uids(instances)) == {corpus["a"]} and len(instances.json()) == 3
+
+
 async def test_computed_counts_via_includefield(client: httpx.AsyncClient, corpus: dict[str, str]) -> None:
     r = await qido(client, "/v2/studies", PatientID="P1", includefield="NumberOfStudyRelatedInstances")
     assert r.json()[0]["00201208"] == {"vr": "IS", "Value": [3]}

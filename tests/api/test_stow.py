@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.factories import make_dataset, make_instance, multipart, new_uid, to_bytes
+from tests.factories import deflated_instance, make_dataset, make_instance, multipart, new_uid, to_bytes
 
 ACCEPT = {"Accept": "application/dicom+json"}
 
@@ -102,6 +102,21 @@ async def test_concurrent_puts_of_one_new_instance_all_succeed(client: httpx.Asy
     assert [a.status_code for a in answers] == [200] * 10
     found = await client.get(f"/v2/studies/{ds.StudyInstanceUID}/instances", headers=ACCEPT)
     assert len(found.json()) == 1
+
+
+async def test_deflate_bomb_is_refused_with_43264(client: httpx.AsyncClient) -> None:
+    # ~100 KB that inflates past 100 MiB (the inflated-size limit, README Limits): an unreadable part, as Azure
+    # answers parts it cannot read (43264, no UIDs), and nothing is stored.
+    bomb = deflated_instance(101 * 1024 * 1024)
+    assert len(bomb) < 200_000
+    small = deflated_instance(1000)
+    body, ctype = multipart([bomb, small])
+    r = await client.post("/v2/studies", content=body, headers={**ACCEPT, "Content-Type": ctype})
+    assert r.status_code == 202
+    failed = r.json()["00081198"]["Value"]
+    assert failed == [{"00081197": {"vr": "US", "Value": [43264]}}]
+    assert len(r.json()["00081199"]["Value"]) == 1
+    assert len((await client.get("/v2/instances", headers=ACCEPT)).json()) == 1
 
 
 async def test_single_part_application_dicom(client: httpx.AsyncClient) -> None:

@@ -80,7 +80,10 @@ class Emulator:
         return {p for p in self.blob_dir.rglob("*") if p.is_file()} if self.blob_dir.exists() else set()
 
     def spool_files(self) -> set[Path]:
-        return {p for p in self.spool_dir.rglob("*") if p.is_file()} if self.spool_dir.exists() else set()
+        # Each process spools into tmp/<pid>-<token>/ and holds a .lock file there (storage/sweep.py).
+        if not self.spool_dir.exists():
+            return set()
+        return {p for p in self.spool_dir.rglob("*") if p.is_file() and p.name != ".lock"}
 
 
 def free_port() -> int:
@@ -140,17 +143,19 @@ def running_emulator(
     timeout: float = STARTUP_TIMEOUT,
     attempts: int = 3,
     env: dict[str, str] | None = None,
+    label: str = "emulator",
 ) -> Iterator[Emulator]:
     """Start ``python -m dicom_emulator serve`` on a free port, wait for ``/health``, stop it afterwards.
 
     Another process may grab the free port between our probe and the child's bind; the start is then
-    retried on a new port (the child exits at once, which ``_wait_ready`` notices).
+    retried on a new port (the child exits at once, which ``_wait_ready`` notices). ``label`` names the log
+    file beside ``data_dir``: several processes on one data directory need one each.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     last_error: EmulatorStartError | None = None
     for attempt in range(attempts):
         port = free_port()
-        log_path = data_dir.parent / f"{data_dir.name}-emulator-{attempt}.log"
+        log_path = data_dir.parent / f"{data_dir.name}-{label}-{attempt}.log"
         command = [
             sys.executable,
             "-m",

@@ -135,9 +135,9 @@ def test_store_response_has_absolute_retrieve_urls(client: DICOMwebClient) -> No
     series_uid = study.add_series(2, description="E2E stow")
     response = client.store_instances(study.datasets, study_instance_uid=study.study_uid)
     # dicomweb-client overrides the Host header with the bare host name (no port) on small, unchunked
-    # POSTs, and the emulator, like Azure, builds absolute URLs from the Host header it received.
+    # POSTs; the emulator adds the port it listens on, so the URLs work (issue 9, finding 13).
     assert client.host == "127.0.0.1"
-    base = "http://127.0.0.1/v2"
+    base = f"http://127.0.0.1:{client.port}/v2"
     assert response.RetrieveURL == f"{base}/studies/{study.study_uid}"
     assert [item.RetrieveURL for item in response.ReferencedSOPSequence] == [
         f"{base}/studies/{study.study_uid}/series/{series_uid}/instances/{ds.SOPInstanceUID}" for ds in study.datasets

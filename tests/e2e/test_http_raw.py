@@ -143,6 +143,21 @@ def test_retrieve_urls_are_absolute_with_host_and_port(http: httpx.Client, emula
     assert v1.json()["00081190"]["Value"] == [f"http://127.0.0.1:{emulator.port}/v1.0-prerelease/studies/{study}"]
 
 
+def test_host_without_port_gets_the_listening_port(http: httpx.Client, emulator: Emulator) -> None:
+    # dicomweb-client (requests) sends "Host: 127.0.0.1" without the port: the RetrieveURLs must still work.
+    study = new_uid()
+    body, content_type = multipart([make_instance(study_uid=study)])
+    headers = {**DICOM_JSON, "Content-Type": content_type, "Host": "127.0.0.1"}
+    r = http.post(f"/v2/studies/{study}", content=body, headers=headers)
+    assert r.status_code == 200
+    assert r.json()["00081190"]["Value"] == [f"http://127.0.0.1:{emulator.port}/v2/studies/{study}"]
+    # A Host with a port is used as sent (the client knows how it reached us, e.g. through a mapped port).
+    body, content_type = multipart([make_instance(study_uid=study)])
+    headers = {**headers, "Content-Type": content_type, "Host": "viewer.example:9999"}
+    r = http.post(f"/v2/studies/{study}", content=body, headers=headers)
+    assert r.json()["00081190"]["Value"] == [f"http://viewer.example:9999/v2/studies/{study}"]
+
+
 def test_multipart_retrieve_shape(http: httpx.Client) -> None:
     study, series = new_uid(), new_uid()
     parts = [make_instance(study_uid=study, series_uid=series) for _ in range(2)]

@@ -84,3 +84,24 @@ def test_partitions_and_blob_backend_settings(monkeypatch: pytest.MonkeyPatch) -
     )
     settings = settings_from_args(args)
     assert (settings.blob_connection_string, settings.blob_container) == ("UseDevelopmentStorage=true", "c2")
+
+
+def test_public_url_flag_and_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = _parser().parse_args(["serve", "--public-url", "https://dicom.example.org/emulator/"])
+    assert settings_from_args(args).public_url == "https://dicom.example.org/emulator"
+    monkeypatch.setenv("DICOM_EMULATOR_PUBLIC_URL", "http://localhost:18080")
+    assert Settings().public_url == "http://localhost:18080"
+    with pytest.raises(ValueError, match="public_url"):
+        Settings(public_url="dicom.example.org")
+
+
+def test_limit_flags() -> None:
+    args = _parser().parse_args(
+        ["serve", "--max-json-body-size", "1000", "--max-header-size", "8192", "--header-timeout", "2.5",
+         "--body-timeout", "3", "--keep-alive-timeout", "4", "--max-connections", "50"]
+    )  # fmt: skip
+    settings = settings_from_args(args)
+    assert (settings.max_json_body_size, settings.max_header_size) == (1000, 8192)
+    assert (settings.header_timeout, settings.body_timeout, settings.keep_alive_timeout) == (2.5, 3.0, 4)
+    assert settings.resolved_max_connections == 50
+    assert Settings().resolved_max_connections >= 16

@@ -35,13 +35,38 @@ async def get_api(request: Request, version: str) -> ApiContext:
     if parsed is None:
         # Unversioned or unknown first segments are simply not routes (the middleware 400s v3 etc).
         raise NotFoundError("")
-    root = str(request.base_url).rstrip("/")
+    runtime: Runtime = request.app.state.runtime
+    root = runtime.settings.public_url or _request_root(request)
     return ApiContext(
         segment=version,
         major=parsed.major,
         base_url=f"{root}/{version}",
         warning_host=request.url.hostname or "localhost",
     )
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _request_root(request: Request) -> str:
+    """``{scheme}://{host}[:port]{root_path}`` as the client addressed this server.
+
+    Some clients (dicomweb-client through requests) send ``Host`` without the port; every RetrieveURL
+    built from it would then point at port 80. When the Host header has no port, the port this server
+    actually listens on is added (unless it is the scheme's default). Behind a proxy, ``--public-url``
+    says what clients see instead.
+    """
+    root = str(request.base_url).rstrip("/")
+    host = request.headers.get("host", "")
+    server = request.scope.get("server")
+    if not host or host.rpartition("]")[2].count(":") or server is None or server[1] is None:
+        return root
+    port = int(server[1])
+    if port == _DEFAULT_PORTS.get(request.url.scheme):
+        return root
+    scheme, _, rest = root.partition("://")
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority}:{port}{slash}{path}"
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

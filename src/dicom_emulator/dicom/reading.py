@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +23,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from dicom_emulator.config import MAX_INFLATED_SIZE
 from dicom_emulator.dicom.json_model import BULK_DATA_VRS, STRING_VRS
 from dicom_emulator.errors import BadRequestError
 
@@ -101,13 +103,95 @@ def _lenient_raw_element_value(
         data["value"] = parts[0] if len(parts) == 1 else parts
 
 
-def read_instance(path: Path) -> ParsedInstance:
+class DeflateBombError(InvalidDicomInstanceError):
+    """A deflated data set that inflates beyond the limit (a zip bomb): refused at store time (43264)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the deflated data set inflates to more than {limit} bytes.")
+
+
+_INFLATE_CHUNK = 64 * 1024
+_DEFLATED = str(DeflatedExplicitVRLittleEndian)
+
+
+def _deflated_stream_start(fp: BinaryIO) -> int | None:
+    """Where the zlib stream of a Deflated Explicit VR Little Endian file starts; None for any other file.
+
+    Walks the file meta group (PS3.10 §7.1: explicit VR little endian, group 0002) from the current
+    position without pydicom, which would inflate the whole data set to read it.
+    """
+    head = fp.read(132)
+    start = 132 if len(head) == 132 and head[128:132] == b"DICM" else 0
+    fp.seek(start)
+    syntax: bytes | None = None
+    meta_end: int | None = None  # from the group length (0002,0000), which PS3.10 requires
+    while meta_end is None or fp.tell() < meta_end:
+        header = fp.read(8)
+        if len(header) < 8:
+            return None
+        group, element = struct.unpack_from("<HH", header)
+        if group != 0x0002:
+            fp.seek(-8, 1)
+            break
+        vr = header[4:6]
+        if vr in _LONG_LENGTH_VRS:
+            extra = fp.read(4)
+            if len(extra) < 4:
+                return None
+            length = struct.unpack("<I", extra)[0]
+        else:
+            length = struct.unpack_from("<H", header, 6)[0]
+        if length == _UNDEFINED_LENGTH:
+            return None
+        value = fp.read(length)
+        if len(value) < length:
+            return None  # truncated: the parser reports it
+        if element == 0x0000 and length == 4:
+            meta_end = fp.tell() + struct.unpack("<I", value)[0]
+        if element == 0x0010:
+            syntax = value.rstrip(b" \0")
+    if syntax is None or syntax.decode("ascii", "replace") != _DEFLATED:
+        return None
+    return fp.tell()
+
+
+def inflates_beyond(fp: BinaryIO, limit: int) -> bool:
+    """Whether ``fp`` is a deflated file whose data set inflates to more than ``limit`` bytes.
+
+    Streams the zlib data through a bounded inflater (never more than 64 KiB of output at a time, nothing
+    kept), so a 1 MB file that would inflate to gigabytes costs no memory to check.
+    """
+    fp.seek(0)
+    start = _deflated_stream_start(fp)
+    if start is None:
+        return False
+    fp.seek(start)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    while chunk := fp.read(_INFLATE_CHUNK):
+        data = chunk
+        while data:
+            try:
+                out = inflater.decompress(data, _INFLATE_CHUNK)
+            except zlib.error:
+                return False  # not a valid stream: the parser reports it
+            total += len(out)
+            if total > limit:
+                return True
+            if inflater.eof:
+                return False  # bytes after the stream's end are not data set
+            data = inflater.unconsumed_tail
+    return False
+
+
+def read_instance(path: Path, *, max_inflated_size: int = MAX_INFLATED_SIZE) -> ParsedInstance:
     """Parse the DICOM file at ``path``, reading the header only, and check it is complete.
 
     Accepted: a PS3.10 file ('DICM' at offset 128), or a raw little-endian dataset without preamble whose
     first element is in group 0002 or 0008 and that contains a SOP Instance UID (fo-dicom, Azure's parser,
     accepts preamble-less files too; requiring the UID keeps random bytes from passing as a dataset).
-    Raises :class:`InvalidDicomInstanceError` for empty, non-DICOM, malformed or truncated files.
+    Raises :class:`InvalidDicomInstanceError` for empty, non-DICOM, malformed or truncated files, and
+    :class:`DeflateBombError` for a deflated data set larger than ``max_inflated_size`` once inflated.
     """
     file_size = path.stat().st_size
     if file_size == 0:
@@ -117,6 +201,8 @@ def read_instance(path: Path) -> ParsedInstance:
         has_preamble = len(head) == 132 and head[128:132] == b"DICM"
         if not has_preamble and not _looks_like_raw_dataset(head):
             raise InvalidDicomInstanceError("the file is not DICOM (no 'DICM' prefix at offset 128).")
+        if inflates_beyond(fp, max_inflated_size):
+            raise DeflateBombError(max_inflated_size)
         fp.seek(0)
         try:
             ds = pydicom.dcmread(fp, defer_size=_DEFER_SIZE, force=not has_preamble)

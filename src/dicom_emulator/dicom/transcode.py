@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
 import numpy as np
+from PIL import Image
 from pydicom import Dataset, FileMetaDataset, dcmread
 from pydicom.encaps import encapsulate
 from pydicom.filewriter import dcmwrite
@@ -38,6 +39,7 @@ from pydicom.uid import (
     JPEG2000Lossless,
 )
 
+from dicom_emulator.config import MAX_INFLATED_SIZE
 from dicom_emulator.dicom.frames import (
     FrameLayoutError,
     FrameLocation,
@@ -47,6 +49,7 @@ from dicom_emulator.dicom.frames import (
     read_frame,
     read_pixel_element,
 )
+from dicom_emulator.dicom.reading import inflates_beyond
 from dicom_emulator.dicom.values import first_of
 from dicom_emulator.errors import NotAcceptableError
 
@@ -179,6 +182,9 @@ def frame_to_jpeg2000(frame: bytes, source: PixelSource) -> tuple[bytes, dict[st
         raise TranscodingError()
     options = decode_options(source)
     photometric = str(meta.get("photometric_interpretation", options["photometric_interpretation"]))
+    if min(options["rows"], options["columns"]) < _OPENJPEG_MIN_SIDE:
+        meta["photometric_interpretation"] = photometric
+        return _small_jpeg2000(array, options), meta
     try:
         encoded = encoder.encode(
             np.ascontiguousarray(array),
@@ -198,6 +204,49 @@ def frame_to_jpeg2000(frame: bytes, source: PixelSource) -> tuple[bytes, dict[st
         raise TranscodingError() from exc
     meta["photometric_interpretation"] = photometric
     return encoded, meta
+
+
+# pylibjpeg-openjpeg always encodes 6 DWT resolution levels, and a level halves each side: sides under
+# 2^5 = 32 px make OpenJPEG refuse (opj_start_compress). Smaller images go through Pillow's encoder (the
+# same OpenJPEG library), which takes the number of levels.
+_OPENJPEG_MIN_SIDE = 32
+_MAX_RESOLUTIONS = 6
+
+
+def resolution_levels(rows: int, columns: int) -> int:
+    """The most DWT resolution levels (at most 6) an image of this size allows: 2^(levels-1) <= shorter side."""
+    return max(1, min(_MAX_RESOLUTIONS, min(rows, columns).bit_length()))
+
+
+def _small_jpeg2000(array: np.ndarray, options: dict[str, Any]) -> bytes:
+    """A lossless JPEG 2000 codestream of a small unsigned image (8-bit grey or RGB, or up to 16-bit grey)."""
+    rows, columns = options["rows"], options["columns"]
+    samples, bits = options["samples_per_pixel"], options["bits_allocated"]
+    if options["pixel_representation"] != 0:
+        raise TranscodingError()  # Pillow encodes no signed samples
+    data = np.ascontiguousarray(array)
+    if samples == 1 and bits == 8:
+        image = Image.frombytes("L", (columns, rows), data.astype(np.uint8).tobytes())
+    elif samples == 1 and bits == 16:
+        image = Image.frombytes("I;16", (columns, rows), data.astype("<u2").tobytes())
+    elif samples == 3 and bits == 8:
+        image = Image.frombytes("RGB", (columns, rows), data.astype(np.uint8).tobytes())
+    else:
+        raise TranscodingError()
+    out = io.BytesIO()
+    try:
+        # A bare codestream (no JP2 box), reversible 5/3 wavelet (lossless), no colour transform (mct=0).
+        image.save(
+            out,
+            format="JPEG2000",
+            no_jp2=True,
+            irreversible=False,
+            mct=0,
+            num_resolutions=resolution_levels(rows, columns),
+        )
+    except (OSError, ValueError) as exc:
+        raise TranscodingError() from exc
+    return out.getvalue()
 
 
 def convert_frame(frame: bytes, source: PixelSource, target: str) -> bytes:
@@ -252,6 +301,9 @@ def open_instance(fp: BinaryIO, *, file_size: int, frames: Sequence[FrameLocatio
     header = dcmread(fp, stop_before_pixels=True, force=True)
     syntax = _transfer_syntax(header)
     if syntax == str(DeflatedExplicitVRLittleEndian):
+        # Refused at store time since the bounded check exists; files stored before it are checked here.
+        if inflates_beyond(fp, MAX_INFLATED_SIZE):
+            raise TranscodingError()
         fp.seek(0)
         full = dcmread(fp, force=True)
         keyword = next((k for k in _PIXEL_KEYWORDS.values() if k in full), None)

@@ -39,11 +39,13 @@ class ExtendedQueryTagService:
     async def add(self, body: Any, *, base_url: str) -> str:
         """Validate, insert the tags as 'adding' and queue their reindex in one transaction; returns its id."""
         definitions = validate_add_request(body)
-        running = await self.jobs.active_of_type(REINDEX)
-        if running is not None:
-            raise ExistingReindexError(running.job_id)
         job_id = new_job_id()
-        async with self.tags.sessions.begin() as session:
+        # Check and insert under one lock: of concurrent adds exactly one queues its reindex, the others
+        # find it active (409), never a unique-constraint 500 and never two reindex jobs at once.
+        async with self.tags.exclusive() as session:
+            running = await SqlJobStore.active_of_type_in(session, REINDEX)
+            if running is not None:
+                raise ExistingReindexError(running.job_id)
             keys = await self.tags.add(session, definitions, job_id)
             resources = [f"{base_url}/extendedquerytags/{d.path}" for d in definitions]
             SqlJobStore.add(session, REINDEX, {"tag_keys": keys}, resources, job_id=job_id)

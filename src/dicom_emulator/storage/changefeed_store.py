@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dicom_emulator.clock import as_utc
 from dicom_emulator.storage.models import DEFAULT_PARTITION_NAME, ChangeFeedEntry, Instance, Partition
 
+_LONG_MAX = 2**63 - 1
 STATE_CURRENT = "Current"
 STATE_REPLACED = "Replaced"
 STATE_DELETED = "Deleted"
@@ -77,9 +78,11 @@ class SqlChangeFeedStore:
 
     async def by_sequence(self, offset: int, limit: int) -> list[FeedEntry]:
         """v1: entries with ``offset < sequence <= offset + limit`` (a window; gaps allowed)."""
+        # offset is any long (up to 2^63-1): offset + limit must not overflow the database's BIGINT.
+        upper = min(offset + limit, _LONG_MAX)
         stmt = (
             self._select()
-            .where(ChangeFeedEntry.sequence > offset, ChangeFeedEntry.sequence <= offset + limit)
+            .where(ChangeFeedEntry.sequence > offset, ChangeFeedEntry.sequence <= upper)
             .order_by(ChangeFeedEntry.sequence)
         )
         return await self._run(stmt)

@@ -16,13 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dicom_emulator.clock import utcnow
-from dicom_emulator.storage.feed_append import FEED_LOCK_ID, append_feed
+from dicom_emulator.storage.feed_append import FEED_LOCK_ID
+from dicom_emulator.storage.instance_deletes import delete_level
 from dicom_emulator.storage.instance_writes import (
     ACTION_CREATE,
     ACTION_UPDATE,
@@ -35,7 +36,6 @@ from dicom_emulator.storage.models import (
     DEFAULT_PARTITION_NAME,
     Instance,
     Partition,
-    Series,
     Study,
 )
 from dicom_emulator.storage.querying import metadata_texts
@@ -98,7 +98,8 @@ class InstanceRecord:
         return json.loads(self.metadata_json)  # type: ignore[no-any-return]
 
 
-def _record(row: Instance) -> InstanceRecord:
+def _record(row: Any) -> InstanceRecord:
+    """From an ``Instance`` or a row of the instances table."""
     return InstanceRecord(
         watermark=row.watermark,
         partition_key=row.partition_key,
@@ -265,65 +266,19 @@ class SqlIndex:
         series_uid: str | None = None,
         sop_uid: str | None = None,
     ) -> list[InstanceRecord]:
-        """Remove instances at a level with one ``Delete`` feed entry each; drop emptied series/studies."""
-        async with self._write_lock, self._process_lock(), self.sessions.begin() as session:
-            stmt = select(Instance).where(Instance.partition_key == partition_key, Instance.study_uid == study_uid)
-            if series_uid is not None:
-                stmt = stmt.where(Instance.series_uid == series_uid)
-            if sop_uid is not None:
-                stmt = stmt.where(Instance.sop_uid == sop_uid)
-            rows = (await session.execute(stmt.order_by(Instance.watermark))).scalars().all()
-            if not rows:
-                return []
-            records = [_record(r) for r in rows]
-            await self._lock_feed(session)
-            now = utcnow()
-            await session.execute(delete(Instance).where(Instance.watermark.in_([r.watermark for r in records])))
-            feed = [
-                {
-                    "timestamp": now,
-                    "action": ACTION_DELETE,
-                    "partition_key": r.partition_key,
-                    "study_uid": r.study_uid,
-                    "series_uid": r.series_uid,
-                    "sop_uid": r.sop_uid,
-                    "watermark": r.watermark,
-                }
-                for r in records
-            ]
-            await session.run_sync(lambda sync: append_feed(sync.connection(), feed))
-            await self._refresh_parents(session, {r.study_uid for r in records}, partition_key)
-        self._feed_committed()
-        return records
+        """Remove instances at a level with one ``Delete`` feed entry each; drop emptied series/studies.
 
-    async def _refresh_parents(self, session: AsyncSession, study_uids: set[str], partition_key: int) -> None:
-        """After deletes: remove empty series and studies, re-point latest_watermark of the rest."""
-        studies = (
-            (
-                await session.execute(
-                    select(Study).where(Study.partition_key == partition_key, Study.study_uid.in_(study_uids))
-                )
-            )
-            .scalars()
-            .all()
-        )
-        for study in studies:
-            series_rows = (await session.execute(select(Series).where(Series.study_key == study.study_key))).scalars()
-            for series in series_rows.all():
-                latest = await session.scalar(
-                    select(func.max(Instance.watermark)).where(Instance.series_key == series.series_key)
-                )
-                if latest is None:
-                    await session.delete(series)
-                elif latest != series.latest_watermark:
-                    series.latest_watermark = latest
-            latest = await session.scalar(
-                select(func.max(Instance.watermark)).where(Instance.study_key == study.study_key)
-            )
-            if latest is None:
-                await session.delete(study)
-            elif latest != study.latest_watermark:
-                study.latest_watermark = latest
+        Lock order and the exactly-once answer under concurrency: storage/instance_deletes.py.
+        """
+        async with self._write_lock, self._process_lock(), self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                # SQLite's write lock for the whole transaction: no reader-to-writer upgrade that can fail.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            rows = await conn.run_sync(delete_level, partition_key, study_uid, series_uid, sop_uid, now=utcnow())
+            await conn.commit()
+        if rows:
+            self._feed_committed()
+        return [_record(row) for row in rows]
 
     async def expired_studies(self, now: datetime) -> list[tuple[int, str]]:
         """(partition key, study UID) of the studies whose ``msdicom-expiry-*`` time is ``now`` or earlier."""

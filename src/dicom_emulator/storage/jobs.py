@@ -128,10 +128,15 @@ class SqlJobStore:
 
     async def active_of_type(self, job_type: str) -> JobRecord | None:
         async with self.sessions() as session:
-            row = await session.scalar(
-                select(Job).where(Job.type == job_type, Job.status.in_((NOT_STARTED, RUNNING))).limit(1)
-            )
-            return _record(row) if row is not None else None
+            return await self.active_of_type_in(session, job_type)
+
+    @staticmethod
+    async def active_of_type_in(session: AsyncSession, job_type: str) -> JobRecord | None:
+        """:meth:`active_of_type` inside the caller's transaction."""
+        row = await session.scalar(
+            select(Job).where(Job.type == job_type, Job.status.in_((NOT_STARTED, RUNNING))).limit(1)
+        )
+        return _record(row) if row is not None else None
 
     async def claim(self, owner: str, lease: timedelta) -> JobRecord | None:
         """Take the oldest runnable job: never started, or running with an expired heartbeat."""

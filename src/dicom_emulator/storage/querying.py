@@ -209,7 +209,11 @@ def search(
         if cond.tag.tag == MODALITIES_IN_STUDY:
             # A study matches when any of its series has the modality (azure-behaviour §4.4).
             clause = condition_clause(replace(cond, tag=CORE_QUERY_TAGS_BY_TAG[MODALITY]))
-            modality_filters.append(exists().where(Series.study_key == Study.study_key, clause))
+            # correlate_except: the subquery has a series table of its own, also when the outer query (series and
+            # instance level) selects from series; auto-correlation would leave it without a FROM.
+            modality_filters.append(
+                exists().where(Series.study_key == Study.study_key, clause).correlate_except(Series)
+            )
             continue
         if cond.tag.extended:
             assert extended_keys is not None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
@@ -19,6 +20,8 @@ from dicom_emulator.dicom.tags import Level
 from dicom_emulator.errors import ConflictError, ServiceUnavailableError
 from dicom_emulator.storage.models import ExtendedQueryTag, ExtendedQueryTagError, ExtendedQueryTagValue
 
+# Any constant: the advisory lock that serializes adding tag definitions on PostgreSQL (see exclusive).
+_TAG_DEFINITIONS_LOCK_ID = 0x44434D47
 STATUS_ADDING = "adding"
 STATUS_READY = "ready"
 STATUS_DELETING = "deleting"
@@ -160,6 +163,28 @@ class SqlTagStore:
         assert self._sync_engine is not None
         with self._sync_engine.connect() as conn:
             return active_tags_sync(conn)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[AsyncSession]:
+        """A transaction that holds the one lock of tag definitions until it ends (committed on success).
+
+        Adding tags checks (an active reindex, existing paths, the 128-tag limit) and then inserts; without
+        this lock two concurrent adds both pass the checks and one fails on the unique path (500) or two
+        reindex jobs run at once. PostgreSQL: a transaction-scoped advisory lock; SQLite: its write lock,
+        taken at BEGIN (IMMEDIATE), which also excludes the other processes on the file.
+        """
+        async with self.sessions() as session:
+            conn = await session.connection()
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _TAG_DEFINITIONS_LOCK_ID})
+            else:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
 
     async def list_tags(self, limit: int, offset: int) -> list[TagRecord]:
         async with self.sessions() as session:

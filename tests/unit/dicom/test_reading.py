@@ -13,13 +13,16 @@ from pydicom.data import get_testdata_file
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
+from tests.factories import deflated_instance
 
 from dicom_emulator.dicom.json_model import dataset_to_json
 from dicom_emulator.dicom.reading import (
     PIXEL_DATA_TAGS,
+    DeflateBombError,
     InvalidDicomInstanceError,
     ParsedInstance,
     configure_pydicom,
+    inflates_beyond,
     read_instance,
 )
 from dicom_emulator.errors import BadRequestError
@@ -116,6 +119,32 @@ def test_deflated_file_has_no_pixel_offset() -> None:
     assert parsed.transfer_syntax == "1.2.840.10008.1.2.1.99"
     assert (parsed.pixel_data_offset, parsed.pixel_data_length) == (None, None)
     assert parsed.dataset.Rows == 512
+
+
+def test_deflate_bomb_is_refused_before_inflating(tmp_path: Path) -> None:
+    # 4 MiB of zeros deflate to a few KB; with a 1 MiB limit the file is refused without inflating it whole.
+    path = tmp_path / "bomb.dcm"
+    path.write_bytes(deflated_instance(4 * 1024 * 1024))
+    assert path.stat().st_size < 20_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(DeflateBombError) as info:
+            read_instance(path, max_inflated_size=1024 * 1024)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (
+        info.value.message
+        == "The DICOM instance is invalid: the deflated data set inflates to more than 1048576 bytes."
+    )
+    assert isinstance(info.value, InvalidDicomInstanceError)
+    assert peak < 1024 * 1024
+    # Under the limit it is read as usual; other transfer syntaxes are never inflated.
+    assert read_instance(path, max_inflated_size=5 * 1024 * 1024).dataset.NumberOfFrames == 4
+    with path.open("rb") as fp:
+        assert inflates_beyond(fp, 4 * 1024 * 1024 - 1) and not inflates_beyond(fp, 5 * 1024 * 1024)
+    with sample("CT_small.dcm").open("rb") as fp:
+        assert not inflates_beyond(fp, 0)
 
 
 def test_instance_without_pixel_data() -> None:

@@ -27,6 +27,7 @@ from dicom_emulator.dicom.transcode import (
     TranscodingError,
     convert_frame,
     open_instance,
+    resolution_levels,
     transcode_instance,
 )
 
@@ -258,3 +259,40 @@ def test_rendering_one_frame_of_a_large_multiframe_reads_one_frame(tmp_path: Pat
     assert peak < 16 * FRAME_BYTES, f"peak {peak / 2**20:.1f} MiB"
     np.testing.assert_array_equal(array, pixels[FRAME_COUNT - 1])
     assert png.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(1, 1), (4, 4), (16, 31), (31, 64), (2, 300)])
+@pytest.mark.parametrize("kind", ["uint8", "uint16", "rgb"])
+def test_small_images_encode_to_jpeg_2000(rows: int, columns: int, kind: str) -> None:
+    # OpenJPEG through pylibjpeg always uses 6 resolution levels and refused sides under 32 px (406).
+    rng = np.random.default_rng(rows * 1000 + columns)
+    if kind == "rgb":
+        pixels = rng.integers(0, 256, size=(rows, columns, 3), dtype=np.uint8)
+    else:
+        pixels = rng.integers(0, 256 if kind == "uint8" else 65536, size=(rows, columns), dtype=kind)
+    path = write_native(pixels, photometric="RGB" if kind == "rgb" else "MONOCHROME2")
+    result = transcode(path, JPEG_2000_LOSSLESS)
+    assert result.file_meta.TransferSyntaxUID == JPEG2000Lossless
+    np.testing.assert_array_equal(result.pixel_array, pixels)
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "levels"), [(1, 1, 1), (2, 9, 2), (16, 16, 5), (31, 500, 5), (32, 32, 6), (512, 4096, 6)]
+)
+def test_resolution_levels_fit_the_shorter_side(rows: int, columns: int, levels: int) -> None:
+    assert resolution_levels(rows, columns) == levels
+
+
+def test_deflated_file_over_the_inflated_limit_is_not_inflated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Files stored before the store-time check: retrieve refuses (406) instead of inflating a bomb.
+    from tests.factories import deflated_instance
+
+    from dicom_emulator.dicom import transcode as module
+
+    path = tmp_path / "bomb.dcm"
+    path.write_bytes(deflated_instance(4 * 1024 * 1024))
+    monkeypatch.setattr(module, "MAX_INFLATED_SIZE", 1024 * 1024)
+    with pytest.raises(TranscodingError):
+        transcode(path, EXPLICIT_VR_LITTLE_ENDIAN)
+    monkeypatch.setattr(module, "MAX_INFLATED_SIZE", 8 * 1024 * 1024)
+    assert transcode(path, EXPLICIT_VR_LITTLE_ENDIAN).NumberOfFrames == 4

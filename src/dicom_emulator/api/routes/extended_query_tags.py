@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from dicom_emulator.api.deps import ApiContext, ApiDep, RuntimeDep
+from dicom_emulator.api.json_body import parse_json, read_capped
 from dicom_emulator.errors import BadRequestError
 from dicom_emulator.paging import bind_int, dotnet_round_trip
 from dicom_emulator.services.extended_query_tags import ExistingReindexError
@@ -21,7 +22,7 @@ JSON = "application/json; charset=utf-8"
 
 async def _json_body(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
+        return parse_json(await read_capped(request))
     except (ValueError, UnicodeDecodeError):
         raise BadRequestError("The syntax of the request body is invalid.") from None
 

@@ -30,6 +30,7 @@ from dicom_emulator.api.deps import (
     warning_header,
 )
 from dicom_emulator.api.errors import status_for
+from dicom_emulator.api.json_body import parse_json, read_capped
 from dicom_emulator.api.negotiation import APPLICATION_DICOM_JSON, require_dicom_json
 from dicom_emulator.dicom.identifiers import validate_uid
 from dicom_emulator.dicom.json_model import json_to_dataset
@@ -114,11 +115,11 @@ async def _read_dataset(request: Request) -> Dataset | Response:
     """The first dataset of the JSON array body, or the 415 response. Bad bodies raise a plain-text 400."""
     if not _is_dicom_json(request.headers.get("content-type")):
         return Response(status_code=415)
-    raw = await request.body()
+    raw = await read_capped(request)
     if not raw.strip():
         raise BadRequestError(MSG_BODY_EMPTY)
     try:
-        body: Any = json.loads(raw)
+        body: Any = parse_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequestError(MSG_BODY_SYNTAX) from exc
     if not isinstance(body, list):
@@ -126,7 +127,11 @@ async def _read_dataset(request: Request) -> Dataset | Response:
     if not body:
         raise BadRequestError(MSG_BODY_NO_DATASET)
     # Azure binds every item (IReadOnlyList<DicomDataset>) and uses the first.
-    datasets = [json_to_dataset(item) for item in body]
+    try:
+        datasets = [json_to_dataset(item) for item in body]
+    except RecursionError:
+        # Sequences nested deeper than Python's recursion limit: not a dataset Azure would bind either.
+        raise BadRequestError(MSG_BODY_SYNTAX) from None
     return datasets[0]
 
 
