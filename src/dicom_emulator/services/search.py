@@ -74,15 +74,7 @@ class SearchService:
 
         def _read(conn: Connection) -> tuple[SearchRequest, SearchPage]:
             request = self._parse(ready_tags_sync(conn), params, resource, study_uid=study_uid, series_uid=series_uid)
-            page = search_page(
-                conn,
-                request.query,
-                partition_key=partition_key,
-                study_uid=study_uid,
-                series_uid=series_uid,
-                extended_keys=request.extended_keys,
-            )
-            return request, page
+            return request, _page(conn, request, partition_key, study_uid, series_uid)
 
         request, page = await self.index.read(_read)
         return request, self._shape_page(request, page, api_major, study_uid, series_uid)
@@ -121,14 +113,7 @@ class SearchService:
         series_uid: str | None = None,
     ) -> list[dict[str, Any]]:
         """One page of DICOM JSON results; empty list when nothing matched (the route answers 204)."""
-        page = await self.index.read(
-            search_page,
-            request.query,
-            partition_key=partition_key,
-            study_uid=study_uid,
-            series_uid=series_uid,
-            extended_keys=request.extended_keys,
-        )
+        page = await self.index.read(_page, request, partition_key, study_uid, series_uid)
         return self._shape_page(request, page, api_major, study_uid, series_uid)
 
     @staticmethod
@@ -141,6 +126,20 @@ class SearchService:
         parsed = {w: json.loads(t) for w, t in page.metadata.items()}
         tags = _returned_tags(query, api_major, study_uid, series_uid)
         return [_shape(hit, parsed, tags, query.resource) for hit in page.hits]
+
+
+def _page(
+    conn: Connection, request: SearchRequest, partition_key: int, study_uid: str | None, series_uid: str | None
+) -> SearchPage:
+    """The page of a parsed request, with its metadata, on ``conn``."""
+    return search_page(
+        conn,
+        request.query,
+        partition_key=partition_key,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        extended_keys=request.extended_keys,
+    )
 
 
 def _returned_tags(query: ParsedQuery, api_major: int, study_uid: str | None, series_uid: str | None) -> set[int]:
