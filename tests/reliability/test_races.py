@@ -132,3 +132,20 @@ def test_concurrent_adds_of_one_extended_query_tag_queue_one_reindex(cluster: Cl
         tags = client.get("/v2/extendedquerytags").json()
         assert [t["path"] for t in tags] == ["00101010"]
         assert client.delete("/v2/extendedquerytags/00101010").status_code == 204
+
+
+def test_stows_spanning_studies_in_opposite_orders_do_not_deadlock(cluster: Cluster) -> None:
+    # Each request holds one new instance of each of four studies, half of them listed in reverse. Without one
+    # global order for the study locks, two such requests deadlock on PostgreSQL (a 272 inside a 202).
+    studies = [new_uid() for _ in range(4)]
+    for _ in range(3):
+        calls: list[tuple[str, str, bytes | None, str | None]] = []
+        for i in range(10):
+            parts = [to_bytes(make_dataset(study_uid=study)) for study in studies]
+            body, ctype = multipart(parts if i % 2 == 0 else parts[::-1])
+            calls.append(("POST", "/v2/studies", body, ctype))
+        assert _race(cluster, calls) == [200] * 10
+    for study in studies:
+        assert len(_instances(cluster, study)) == 30
+    feed = [entry for study in studies for entry in cluster.feed(study)]
+    assert Counter(e["action"] for e in feed) == {"Create": 120}

@@ -100,11 +100,16 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
     """
     postgres = conn.dialect.name == "postgresql"
     tags = active_tags_sync(conn) if any(n.metadata is not None for n in batch) else []
-    results: list[AddResult] = []
+    results: list[AddResult | None] = [None] * len(batch)
     studies: dict[int, int] = {}
     series: dict[int, int] = {}
     feed: list[dict[str, Any]] = []
-    for new in batch:
+    # Study rows are locked (upserted) in one global order, so two requests whose instances span the same
+    # studies in opposite orders queue behind each other instead of deadlocking on PostgreSQL (DESIGN: one
+    # lock order everywhere, study -> series -> instance -> feed). The sort is stable: within a study the
+    # request's order stands, so "latest wins" still means the request's last instance of that study.
+    for position in sorted(range(len(batch)), key=lambda i: (batch[i].partition_key, batch[i].study_uid)):
+        new = batch[position]
         try:
             if postgres:
                 result = _add_with_savepoint(conn, new, tags, now, replace=replace)
@@ -112,7 +117,7 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
                 result = _add_one(conn, new, tags, now, replace=replace, check=not replace)
         except Exception as exc:  # noqa: BLE001 - a storage error fails this instance only (272)
             result = AddResult(error=exc)
-        results.append(result)
+        results[position] = result
         if result.watermark is None:
             continue
         studies[result.study_key] = result.watermark
@@ -128,15 +133,16 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
                 "watermark": result.watermark,
             }
         )
+    done = [r for r in results if r is not None]
     if not feed:
-        return results
+        return done
     # Latest wins for the study and series attributes (azure-behaviour §4.5): the upserts wrote the values of
     # the batch's last instance of each; latest_watermark points their metadata at that instance.
     if studies:
         conn.execute(_POINT_STUDY, [{"key": k, "latest_watermark": w} for k, w in studies.items()])
         conn.execute(_POINT_SERIES, [{"key": k, "latest_watermark": w} for k, w in series.items()])
     append_feed(conn, feed)
-    return results
+    return done
 
 
 def _add_with_savepoint(
