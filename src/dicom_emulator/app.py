@@ -134,7 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.faults = FaultInjector(load_config(settings.faults) if settings.faults else None)
         if not settings.in_memory:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.resolved_database_url, pool_size=settings.pool_size)
+        power_safe = settings.sync_commits
+        engine = create_engine(settings.resolved_database_url, pool_size=settings.pool_size, power_safe=power_safe)
         tmp: tempfile.TemporaryDirectory[str] | None = None
         runner: JobRunner | None = None
         gateway: DimseGateway | None = None
@@ -146,7 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await migrate(engine)
             # Writers of several processes on one SQLite file queue on a lock file beside it (storage/write_lock.py).
             lock_path = None if settings.in_memory or settings.database_url else settings.data_dir / "index.lock"
-            sync_engine = create_sync_sqlite_engine(settings.resolved_database_url)
+            sync_engine = create_sync_sqlite_engine(settings.resolved_database_url, power_safe=power_safe)
             index = SqlIndex(session_factory(engine), lock_path=lock_path, sync_engine=sync_engine)
             await index.ensure_default_partition()
             partitions = PartitionService(SqlPartitionStore(index.sessions), enabled=settings.data_partitions)
@@ -169,7 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 spool_dir = Path(tmp.name)
             else:
                 if not settings.azure_blobs:
-                    blobs = FileSystemBlobStore(settings.blob_dir)
+                    blobs = FileSystemBlobStore(settings.blob_dir, sync=settings.sync_files)
                 # A spool directory of this process's own, locked while it lives: the sweep removes those of
                 # processes that died (storage/sweep.py), also when another process starts.
                 removed = sweep_spool(settings.spool_dir)

@@ -111,6 +111,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"worker processes on one store (default: one per CPU core; --in-memory runs one) [{_env('workers')}]",
     )
+    serve.add_argument(
+        "--durability",
+        choices=["process", "consistent", "power"],
+        help="what an acknowledged store survives besides any crash of the emulator (kill -9): process = no "
+        "syncs, fastest; consistent = each file synced before its row commits, a power loss may lose the last "
+        "commits only (default); power = also SQLite synchronous=FULL, a power loss loses nothing acknowledged "
+        f"[{_env('durability')}]",
+    )
     # Browser and test-suite features (issue 12).
     serve.add_argument(
         "--cors-origins",
@@ -213,6 +221,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "dimse_port",
         "ae_title",
         "workers",
+        "durability",
         "cors_origins",
         "url_file",
         "faults",

@@ -155,6 +155,21 @@ class Settings(BaseSettings):
     # Blob files without an index row are removed at start once this old (seconds): younger ones may belong to
     # a store another process has not committed yet.
     orphan_grace_seconds: float = Field(default=3600.0, ge=0)
+    # What an acknowledged store survives (README, Ingest and durability). Every level survives any crash of
+    # the emulator (kill -9). On a power loss or an OS crash: "process" (no syncs) may lose the last commits
+    # and leave surviving rows without their file's data; "consistent" (the default; each file fdatasynced
+    # before its index row commits, as Orthanc's SyncStorageArea default) may lose the last commits but every
+    # surviving row has its file; "power" (also SQLite synchronous=FULL) loses nothing acknowledged.
+    durability: Literal["process", "consistent", "power"] = "consistent"
+
+    @property
+    def sync_files(self) -> bool:
+        return self.durability != "process"
+
+    @property
+    def sync_commits(self) -> bool:
+        return self.durability == "power"
+
     # Database connection pool size per process (PostgreSQL only).
     pool_size: int = Field(default=10, ge=1)
     # DIMSE gateway (C-ECHO, C-STORE, C-FIND, C-GET, MWL, MPPS): TCP port, None or 0 = off; and its AE title.
@@ -314,6 +329,7 @@ class Settings(BaseSettings):
             "data_partitions": self.data_partitions,
             "dimse": f"{self.ae_title}@{self.host}:{self.dimse_port}" if self.dimse_enabled else "off",
             "workers": self.resolved_workers,
+            "durability": self.durability,
             "event_sinks": [sink.key for sink in self.event_sinks],
             "auth": ("on: " + (self.auth_authority or self.auth_jwks_url or "development issuer"))
             if self.auth

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK_ID = 0x44434D45
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """Create the async engine; SQLite gets WAL and a busy timeout so writers wait instead of failing."""
+def create_engine(url: str, *, pool_size: int = 10, power_safe: bool = False) -> AsyncEngine:
+    """Create the async engine; SQLite gets WAL and a busy timeout so writers wait instead of failing.
+
+    ``power_safe`` (``--durability power``): SQLite syncs the WAL at every commit (``synchronous=FULL``).
+    """
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         if url.rstrip("/") in ("sqlite+aiosqlite:", "sqlite+aiosqlite://") or ":memory:" in url:
@@ -35,11 +39,11 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(power_safe))
     return engine
 
 
-def create_sync_sqlite_engine(url: str) -> Engine | None:
+def create_sync_sqlite_engine(url: str, *, power_safe: bool = False) -> Engine | None:
     """A synchronous engine on the same SQLite file as the async ``url``, for the store transaction.
 
     The store path runs its whole transaction in one worker thread (storage/instance_writes.py) instead
@@ -55,17 +59,24 @@ def create_sync_sqlite_engine(url: str) -> Engine | None:
         pool_size=4,
         max_overflow=4,
     )
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_pragmas(power_safe))
     return engine
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def _sqlite_pragmas(power_safe: bool) -> Callable[[Any, Any], None]:
+    # WAL with synchronous=NORMAL never loses consistency, and a crash of the process loses nothing committed;
+    # only a power loss can drop the last commits. FULL syncs the WAL at each commit so those survive too.
+    synchronous = "FULL" if power_safe else "NORMAL"
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return on_connect
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
