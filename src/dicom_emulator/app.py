@@ -257,8 +257,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     host=settings.host,
                     port=settings.dimse_port,
                     ae_title=settings.ae_title,
-                    # Every worker listens on the DIMSE port; the kernel spreads associations over them.
-                    reuse_port=settings.resolved_workers > 1,
+                    # serve bound the port once; every worker accepts from that socket.
+                    listen_fd=settings.dimse_fd,
                 )
                 await gateway.start()
             if not settings.in_memory and not settings.azure_blobs and settings.worker_index == 0:

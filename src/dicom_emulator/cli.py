@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from dicom_emulator import __version__
 from dicom_emulator.config import EventSinkSettings, Settings
-from dicom_emulator.startup import StartupError, bind_http, check_dimse_port, explain_settings_error, prepare, where
+from dicom_emulator.startup import StartupError, bind_dimse, bind_http, explain_settings_error, prepare, where
 
 logger = logging.getLogger("dicom_emulator")
 
@@ -339,14 +340,20 @@ def serve(settings: Settings) -> int:
     except StartupError as exc:
         return _fail(str(exc))
     settings = settings.model_copy(update={"port": sock.getsockname()[1]})
+    dimse_sock: socket.socket | None = None
     try:
-        check_dimse_port(settings)
+        dimse_sock = bind_dimse(settings)
+        if dimse_sock is not None:
+            # The workers' gateways (or this process's) accept from it; it stays open as long as this process.
+            settings = settings.model_copy(update={"dimse_fd": dimse_sock.fileno()})
         if not settings.in_memory:
             # Once, before any worker: data dir, migrations, default partition (the lifespan then skips them).
             prepare(settings)
             settings = settings.model_copy(update={"migrate_on_start": False})
     except StartupError as exc:
         sock.close()
+        if dimse_sock is not None:
+            dimse_sock.close()
         return _fail(str(exc))
     if settings.url_file is not None:
         try:

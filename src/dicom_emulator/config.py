@@ -187,6 +187,8 @@ class Settings(BaseSettings):
     # Set by the supervisor for its workers, not by users: which worker this is (periodic sweeps run in
     # worker 0 only), and whether the lifespan migrates (the supervisor already did, once, before forking).
     worker_index: int = Field(default=0, ge=0, exclude=True)
+    # Set by ``serve``: the DIMSE socket it bound (startup.bind_dimse), which every worker's gateway accepts from.
+    dimse_fd: int | None = Field(default=None, exclude=True)
     migrate_on_start: bool = Field(default=True, exclude=True)
     # Events (azure-behaviour §12): sinks (JSON list in DICOM_EMULATOR_EVENT_SINKS, or --event-sink), the topic,
     # and serviceHostName (default: host:port of this emulator).

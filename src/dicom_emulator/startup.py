@@ -68,17 +68,26 @@ def bind_http(settings: Settings) -> socket.socket:
     return sock
 
 
-def check_dimse_port(settings: Settings) -> None:
-    """Fail early when the DIMSE port is taken (the gateway binds it later, in each worker)."""
+def bind_dimse(settings: Settings) -> socket.socket | None:
+    """Bind and listen on the DIMSE port before the workers start (None when DIMSE is off).
+
+    Every worker's gateway accepts from this one socket (inherited through fork), so an association goes to
+    whichever worker accepts first, usually the least busy one. Separate ``SO_REUSEPORT`` sockets would
+    hash each association to a worker instead: with four associations and two workers, three or four of
+    them landed on one worker half of the time, and that worker's GIL set the pace.
+    """
     if not settings.dimse_enabled or settings.dimse_port is None:
-        return
+        return None
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((settings.host, settings.dimse_port))
-        except OSError as exc:
-            raise StartupError(_bind_message(exc, settings.host, settings.dimse_port, "dimse_port", "DIMSE")) from exc
+        sock.bind((settings.host, settings.dimse_port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(_bind_message(exc, settings.host, settings.dimse_port, "dimse_port", "DIMSE")) from exc
+    return sock
 
 
 def _bind_message(exc: OSError, host: str, port: int, setting: str, what: str) -> str:

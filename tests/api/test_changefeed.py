@@ -141,3 +141,13 @@ async def test_v2_time_window_and_skip(client: httpx.AsyncClient) -> None:
 async def test_invalid_parameters(client: httpx.AsyncClient, url: str, message: str) -> None:
     r = await client.get(url)
     assert (r.status_code, r.text) == (400, message)
+
+
+async def test_one_request_across_studies_feeds_in_request_order(client: httpx.AsyncClient) -> None:
+    # Azure stores a request's instances one after another: the feed follows the request, whatever the study
+    # UIDs (the store's study locks on PostgreSQL are taken in UID order, the rows are not written in it).
+    datasets = [make_dataset(study_uid=f"1.2.3.{n}") for n in (9, 1, 5, 1, 9)]
+    await store(client, *datasets)
+    entries = (await client.get("/v2/changefeed")).json()
+    assert [e["sopInstanceUid"] for e in entries] == [ds.SOPInstanceUID for ds in datasets]
+    assert [e["sequence"] for e in entries] == [1, 2, 3, 4, 5]

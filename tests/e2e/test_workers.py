@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pynetdicom import AE
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pydicom import dcmread
+from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom import AE, Association
+from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
 
 from tests.e2e.server import free_port, running_emulator
 from tests.factories import make_dataset, multipart, new_uid, to_bytes
@@ -61,14 +64,35 @@ def test_two_workers_share_one_store_and_one_change_feed(tmp_path: Path) -> None
             again = client.post("/v2/studies", content=bodies[0][0], headers={**ACCEPT, "Content-Type": bodies[0][1]})
             assert again.status_code == 409
             assert '"Value":[45070]' in again.text.replace(" ", "")
-        # Several C-ECHO associations: each lands on one of the two workers listening on the port.
+        # One listening socket, bound by serve, that both workers accept from (startup.bind_dimse), not one
+        # SO_REUSEPORT socket per worker that would hash associations to workers.
+        assert _listening_sockets(dimse_port) == 1
+        # Several associations open at once, each storing: every one is accepted by some worker and served.
         ae = AE(ae_title="WORKERS_TEST")
         ae.add_requested_context(Verification)
-        for _ in range(4):
-            assoc = ae.associate("127.0.0.1", dimse_port, ae_title="DICOM_EMULATOR")
-            assert assoc.is_established
-            assert assoc.send_c_echo().Status == 0x0000
+        ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+        dimse_study = new_uid()
+        associations = [ae.associate("127.0.0.1", dimse_port, ae_title="DICOM_EMULATOR") for _ in range(6)]
+        assert all(assoc.is_established for assoc in associations)
+
+        def store(assoc: Association) -> list[int]:
+            statuses = [assoc.send_c_echo().Status]
+            for _ in range(3):
+                instance = dcmread(io.BytesIO(to_bytes(make_dataset(study_uid=dimse_study))))
+                statuses.append(assoc.send_c_store(instance).Status)
             assoc.release()
+            return statuses
+
+        with ThreadPoolExecutor(6) as pool:
+            assert list(pool.map(store, associations)) == [[0x0000] * 4] * 6
+        with httpx.Client(base_url=emulator.base_url, timeout=60) as client:
+            assert len(client.get(f"/v2/studies/{dimse_study}/instances", headers=ACCEPT).json()) == 18
+
+
+def _listening_sockets(port: int) -> int:
+    """LISTEN sockets on ``port`` (IPv4), from /proc/net/tcp (state 0A)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
 
 
 def test_killing_the_supervisor_takes_the_workers_with_it(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 from typing import cast
@@ -99,21 +100,11 @@ def _log_association(event: evt.Event) -> None:
 
 
 class GatewayAssociationServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server with two socket options it does not set.
+    """pynetdicom's threaded server with TCP_NODELAY on each association.
 
-    - TCP_NODELAY on each association: a C-STORE-RSP or C-FIND-RSP is a small write, and with Nagle's
-      algorithm on it can wait for the peer's delayed ACK (~40 ms per message on Linux).
-    - SO_REUSEPORT on the listener when several worker processes serve one DIMSE port: each has its own
-      socket and accept queue, and Linux balances new associations over them.
+    A C-STORE-RSP or C-FIND-RSP is a small write, and with Nagle's algorithm on it can wait for the peer's
+    delayed ACK (~40 ms per message on Linux).
     """
-
-    reuse_port = False
-
-    def server_bind(self) -> None:
-        assert self.socket is not None
-        if self.reuse_port:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client, address = super().get_request()
@@ -121,19 +112,41 @@ class GatewayAssociationServer(ThreadedAssociationServer):
         return client, address
 
 
-class ReusePortAssociationServer(GatewayAssociationServer):
-    reuse_port = True
+class SharedSocketAssociationServer(GatewayAssociationServer):
+    """Accepts from a listening socket ``serve`` bound before forking the workers (startup.bind_dimse).
+
+    All workers wait on it; each new association wakes them all and one wins ``accept``. The socket is
+    non-blocking so the others get ``BlockingIOError``, which socketserver treats as no request, instead of
+    blocking their acceptor thread until the next association.
+    """
+
+    listen_fd = -1
+
+    def server_bind(self) -> None:
+        assert self.socket is not None
+        self.socket.close()
+        self.socket = socket.socket(fileno=os.dup(self.listen_fd))
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self) -> None:
+        """Already listening (bound and listened on by serve)."""
+
+    def server_close(self) -> None:
+        # Only this worker's descriptor: a shutdown() of the shared socket would stop the other workers too.
+        assert self.socket is not None
+        self.socket.close()
 
 
 class DimseGateway:
     """The DIMSE listener of one app: ``await start()`` in the lifespan, ``await stop()`` when it ends."""
 
-    def __init__(self, runtime: Runtime, *, host: str, port: int, ae_title: str, reuse_port: bool = False) -> None:
+    def __init__(self, runtime: Runtime, *, host: str, port: int, ae_title: str, listen_fd: int | None = None) -> None:
         self.runtime = runtime
         self.host = host
         self.port = port
         self.ae_title = ae_title
-        self.reuse_port = reuse_port
+        self.listen_fd = listen_fd
         self._ae: AE | None = None
         self._server: ThreadedAssociationServer | None = None
 
@@ -166,7 +179,9 @@ class DimseGateway:
             (evt.EVT_N_SET, handlers.handle_n_set, bound),
         ]
         ae = build_ae(self.ae_title)
-        server_class = ReusePortAssociationServer if self.reuse_port else GatewayAssociationServer
+        server_class: type[GatewayAssociationServer] = GatewayAssociationServer
+        if self.listen_fd is not None:
+            server_class = type("SharedSocketServer", (SharedSocketAssociationServer,), {"listen_fd": self.listen_fd})
         server = ae.make_server((self.host, self.port), evt_handlers=evt_handlers, server_class=server_class)
         threading.Thread(target=server.serve_forever, name="AcceptorServer", daemon=True).start()
         ae._servers.append(server)  # so that ae.shutdown() stops it, as it does for ae.start_server's servers

@@ -230,7 +230,12 @@ def handle_store(event: Event, ctx: HandlerContext) -> Dataset | int:
     """C-STORE (PS3.4 B.2): the same StoreService as STOW v2 (validation, index, change feed)."""
     try:
         path = _spool(event, ctx.runtime.spool_dir)
-        outcome = ctx.bridge.run(ctx.runtime.store.store(path, StoreRequest(api_major=2)))
+        store = ctx.runtime.store
+        if store.stores_blocking:
+            # Stored in this association thread: no hop through the event loop (services/store.py).
+            outcome = store.store_blocking(path, StoreRequest(api_major=2), ctx.bridge.loop)
+        else:
+            outcome = ctx.bridge.run(store.store(path, StoreRequest(api_major=2)))
     except Exception as exc:
         return failure(exc, Service.C_STORE)
     return store_status(outcome)

@@ -32,8 +32,8 @@ from dicom_emulator.dicom.tags import CORE_QUERY_TAGS
 from dicom_emulator.dicom.validation import validate_for_store
 from dicom_emulator.errors import InstanceAlreadyExistsError
 from dicom_emulator.services.store_outcome import StoreOutcome
-from dicom_emulator.storage.blobs import BlobStore
-from dicom_emulator.storage.index import NewInstance, SqlIndex
+from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore
+from dicom_emulator.storage.index import AddResult, NewInstance, SqlIndex
 from dicom_emulator.storage.tags_store import SqlTagStore
 
 logger = logging.getLogger(__name__)
@@ -245,20 +245,46 @@ class StoreService:
                 await asyncio.shield(self.blobs.delete(new.blob_key))
             raise
         for (position, outcome, new), result in zip(batch, results, strict=True):
-            if result.error is None:
-                outcomes[position] = outcome
-                # An upsert replaces every version, the original a bulk update kept included.
-                for old in (result.old_blob, result.old_original_blob):
-                    if old is not None:
-                        await self.blobs.delete(old)
-                continue
-            await self.blobs.delete(new.blob_key)
-            if isinstance(result.error, InstanceAlreadyExistsError):
-                outcomes[position] = _failed(outcome, status.SOP_INSTANCE_ALREADY_EXISTS)
-            else:
-                # Any other storage error fails this instance with 272 (azure-behaviour §2.3 step 7).
-                logger.error("storing %s failed", outcome.sop_uid, exc_info=result.error)
-                outcomes[position] = _failed(outcome, status.PROCESSING_FAILURE)
+            outcomes[position], unused = _settle(outcome, new, result)
+            for key in unused:
+                await self.blobs.delete(key)
+
+    @property
+    def stores_blocking(self) -> bool:
+        """Whether :meth:`store_blocking` works here: files on disk and an index on a SQLite file."""
+        return isinstance(self.blobs, FileSystemBlobStore) and self.index.writes_blocking
+
+    def store_blocking(self, path: Path, request: StoreRequest, loop: asyncio.AbstractEventLoop) -> StoreOutcome:
+        """:meth:`store` of one file, run entirely in the calling thread (a DIMSE association's).
+
+        The same steps and outcomes as :meth:`store`, without the hops to the event loop and its worker threads
+        and back: each hop waits for the GIL, and with several associations per process those waits, not the
+        work, set the pace. ``loop`` is the app's loop, told about the commit (event delivery). Only when
+        :attr:`stores_blocking`.
+        """
+        assert isinstance(self.blobs, FileSystemBlobStore)
+        try:
+            try:
+                outcome, new, _ = self._prepare_and_place(path, request, None)
+            except InvalidDicomInstanceError as exc:
+                logger.info("rejected unreadable part: %s", exc.message)
+                return StoreOutcome(failure_code=status.VALIDATION_FAILURE)
+            except Exception:
+                logger.warning("rejected a part that failed to parse", exc_info=True)
+                return StoreOutcome(failure_code=status.VALIDATION_FAILURE)
+            if new is None:
+                return outcome
+            try:
+                (result,) = self.index.add_instances_blocking([new], replace=request.replace, loop=loop)
+            except BaseException:
+                self.blobs.delete_blocking(new.blob_key)
+                raise
+            settled, unused = _settle(outcome, new, result)
+            for key in unused:
+                self.blobs.delete_blocking(key)
+            return settled
+        finally:
+            path.unlink(missing_ok=True)
 
 
 def prepare_new_version(
@@ -272,6 +298,18 @@ def prepare_new_version(
     if not prepared.outcome.stored or prepared.parsed is None:
         return prepared.outcome, None
     return prepared.outcome, _new_instance(prepared, request)
+
+
+def _settle(outcome: StoreOutcome, new: NewInstance, result: AddResult) -> tuple[StoreOutcome, list[str]]:
+    """The outcome of an instance the store transaction handled, and the blob keys no row names any more."""
+    if result.error is None:
+        # An upsert replaces every version, the original a bulk update kept included.
+        return outcome, [old for old in (result.old_blob, result.old_original_blob) if old is not None]
+    if isinstance(result.error, InstanceAlreadyExistsError):
+        return _failed(outcome, status.SOP_INSTANCE_ALREADY_EXISTS), [new.blob_key]
+    # Any other storage error fails this instance with 272 (azure-behaviour §2.3 step 7).
+    logger.error("storing %s failed", outcome.sop_uid, exc_info=result.error)
+    return _failed(outcome, status.PROCESSING_FAILURE), [new.blob_key]
 
 
 def _failed(outcome: StoreOutcome, code: int) -> StoreOutcome:

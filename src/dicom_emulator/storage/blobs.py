@@ -104,7 +104,10 @@ class FileSystemBlobStore:
         return await asyncio.to_thread(_read)
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+        await asyncio.to_thread(self.delete_blocking, key)
+
+    def delete_blocking(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)

@@ -210,6 +210,24 @@ class SqlIndex:
             self._feed_committed()
         return results
 
+    @property
+    def writes_blocking(self) -> bool:
+        """Whether :meth:`add_instances_blocking` works: the index is a SQLite file with a synchronous engine."""
+        return self._sync_engine is not None
+
+    def add_instances_blocking(
+        self, batch: Sequence[NewInstance], *, replace: bool, loop: asyncio.AbstractEventLoop
+    ) -> list[AddResult]:
+        """:meth:`add_instances` from a thread that is not the event loop's (only when :attr:`writes_blocking`).
+
+        The same transaction under the same locks: this process's store threads queue on the thread lock,
+        other processes on the lock file. ``loop`` runs the feed listeners (they wake loop tasks).
+        """
+        results = self._write_sqlite_file(batch, replace)
+        if any(r.watermark is not None for r in results):
+            loop.call_soon_threadsafe(self._feed_committed)
+        return results
+
     def _write_sqlite_file(self, batch: Sequence[NewInstance], replace: bool) -> list[AddResult]:
         """The store transaction in this worker thread, on the synchronous connection (one hop, no aiosqlite)."""
         assert self._sync_engine is not None

@@ -14,12 +14,13 @@ Statements are Core, not ORM: the unit of work (flush, identity map) cost more t
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -86,6 +87,8 @@ class AddResult:
     error: Exception | None = None
 
 
+_STUDY_LOCK_SPACE = 0x44434D53  # first key of the two-key advisory locks of lock_studies
+_LOCK_STUDY = text(f"SELECT pg_advisory_xact_lock({_STUDY_LOCK_SPACE}, :key)")
 _POINT_STUDY = STUDIES.update().where(STUDIES.c.study_key == bindparam("key"))
 _POINT_SERIES = SERIES.update().where(SERIES.c.series_key == bindparam("key"))
 
@@ -100,16 +103,13 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
     """
     postgres = conn.dialect.name == "postgresql"
     tags = active_tags_sync(conn) if any(n.metadata is not None for n in batch) else []
-    results: list[AddResult | None] = [None] * len(batch)
+    results: list[AddResult] = []
     studies: dict[int, int] = {}
     series: dict[int, int] = {}
     feed: list[dict[str, Any]] = []
-    # Study rows are locked (upserted) in one global order, so two requests whose instances span the same
-    # studies in opposite orders queue behind each other instead of deadlocking on PostgreSQL (DESIGN: one
-    # lock order everywhere, study -> series -> instance -> feed). The sort is stable: within a study the
-    # request's order stands, so "latest wins" still means the request's last instance of that study.
-    for position in sorted(range(len(batch)), key=lambda i: (batch[i].partition_key, batch[i].study_uid)):
-        new = batch[position]
+    if postgres:
+        lock_studies(conn, {(new.partition_key, new.study_uid) for new in batch})
+    for new in batch:
         try:
             if postgres:
                 result = _add_with_savepoint(conn, new, tags, now, replace=replace)
@@ -117,7 +117,7 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
                 result = _add_one(conn, new, tags, now, replace=replace, check=not replace)
         except Exception as exc:  # noqa: BLE001 - a storage error fails this instance only (272)
             result = AddResult(error=exc)
-        results[position] = result
+        results.append(result)
         if result.watermark is None:
             continue
         studies[result.study_key] = result.watermark
@@ -133,16 +133,29 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
                 "watermark": result.watermark,
             }
         )
-    done = [r for r in results if r is not None]
     if not feed:
-        return done
+        return results
     # Latest wins for the study and series attributes (azure-behaviour §4.5): the upserts wrote the values of
     # the batch's last instance of each; latest_watermark points their metadata at that instance.
     if studies:
         conn.execute(_POINT_STUDY, [{"key": k, "latest_watermark": w} for k, w in studies.items()])
         conn.execute(_POINT_SERIES, [{"key": k, "latest_watermark": w} for k, w in series.items()])
     append_feed(conn, feed)
-    return done
+    return results
+
+
+def lock_studies(conn: Connection, studies: set[tuple[int, str]]) -> None:
+    """Take a transaction lock per study of a store batch, in one global order (PostgreSQL).
+
+    The batch then upserts its study rows in the request's order (which sets the change-feed order, as Azure
+    stores a request's instances one after another), yet two requests spanning the same studies in opposite
+    orders queue on the first shared study here instead of deadlocking on the rows. Nothing else waits for
+    these locks, so they add no cycle with the delete path (study -> series -> instance -> feed). Two-key
+    advisory locks live apart from the single-key feed lock; a hash collision only serializes two studies.
+    """
+    keys = sorted({zlib.crc32(f"{partition}/{study}".encode()) - 2**31 for partition, study in studies})
+    for key in keys:
+        conn.execute(_LOCK_STUDY, {"key": key})
 
 
 def _add_with_savepoint(
