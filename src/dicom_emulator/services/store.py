@@ -162,6 +162,9 @@ class StoreService:
         ``COMMIT_BATCH`` of them are then committed in one transaction (one commit per STOW request in
         practice), with per-instance outcomes kept (azure-behaviour §2.3).
         """
+        if self.stores_blocking:
+            # One worker-thread hop for the whole request (SQLite file): see _store_many_blocking.
+            return await asyncio.to_thread(self._store_many_blocking, paths, request, asyncio.get_running_loop())
         outcomes: list[StoreOutcome | None] = [None] * len(paths)
         pending: list[tuple[int, StoreOutcome, NewInstance]] = []
         try:
@@ -203,8 +206,13 @@ class StoreService:
         One worker-thread hop for the whole CPU- and disk-bound part; a NewInstance comes back only when
         the file is in place (its index rows are still to be committed).
         """
+        return await asyncio.to_thread(self._prepare_checked, path, request, extended)
+
+    def _prepare_checked(
+        self, path: Path, request: StoreRequest, extended: frozenset[int] | None
+    ) -> tuple[StoreOutcome, NewInstance | None, frozenset[int] | None]:
         try:
-            return await asyncio.to_thread(self._prepare_and_place, path, request, extended)
+            return self._prepare_and_place(path, request, extended)
         except InvalidDicomInstanceError as exc:
             logger.info("rejected unreadable part: %s", exc.message)
             # Unreadable part: 43264 with no UIDs and no FailedAttributesSequence (azure-behaviour §2.3 step 1).
@@ -255,36 +263,53 @@ class StoreService:
         return isinstance(self.blobs, FileSystemBlobStore) and self.index.writes_blocking
 
     def store_blocking(self, path: Path, request: StoreRequest, loop: asyncio.AbstractEventLoop) -> StoreOutcome:
-        """:meth:`store` of one file, run entirely in the calling thread (a DIMSE association's).
+        """:meth:`store` run in the calling thread (a DIMSE association's); only when :attr:`stores_blocking`."""
+        (outcome,) = self._store_many_blocking([path], request, loop)
+        return outcome
 
-        The same steps and outcomes as :meth:`store`, without the hops to the event loop and its worker threads
-        and back: each hop waits for the GIL, and with several associations per process those waits, not the
-        work, set the pace. ``loop`` is the app's loop, told about the commit (event delivery). Only when
-        :attr:`stores_blocking`.
+    def _store_many_blocking(
+        self, paths: Sequence[Path], request: StoreRequest, loop: asyncio.AbstractEventLoop
+    ) -> list[StoreOutcome]:
+        """:meth:`store_many` in one thread: the same steps, outcomes and batches, with no event-loop hops.
+
+        Each hop (to the loop, to a worker thread and back) waits for the GIL; with several requests or
+        associations per process those waits, not the work, set the pace. ``loop`` is the app's loop, told
+        about each commit (event delivery).
         """
         assert isinstance(self.blobs, FileSystemBlobStore)
+        blobs = self.blobs
+        outcomes: list[StoreOutcome | None] = [None] * len(paths)
+        pending: list[tuple[int, StoreOutcome, NewInstance]] = []
+
+        def commit() -> None:
+            batch = [new for _, _, new in pending]
+            results = self.index.add_instances_blocking(batch, replace=request.replace, loop=loop)
+            for (position, outcome, new), result in zip(pending, results, strict=True):
+                outcomes[position], unused = _settle(outcome, new, result)
+                for key in unused:
+                    blobs.delete_blocking(key)
+            pending.clear()
+
         try:
-            try:
-                outcome, new, _ = self._prepare_and_place(path, request, None)
-            except InvalidDicomInstanceError as exc:
-                logger.info("rejected unreadable part: %s", exc.message)
-                return StoreOutcome(failure_code=status.VALIDATION_FAILURE)
-            except Exception:
-                logger.warning("rejected a part that failed to parse", exc_info=True)
-                return StoreOutcome(failure_code=status.VALIDATION_FAILURE)
-            if new is None:
-                return outcome
-            try:
-                (result,) = self.index.add_instances_blocking([new], replace=request.replace, loop=loop)
-            except BaseException:
-                self.blobs.delete_blocking(new.blob_key)
-                raise
-            settled, unused = _settle(outcome, new, result)
-            for key in unused:
-                self.blobs.delete_blocking(key)
-            return settled
+            extended: frozenset[int] | None = None
+            for position, path in enumerate(paths):
+                outcome, new, extended = self._prepare_checked(path, request, extended)
+                if new is None:
+                    outcomes[position] = outcome
+                    continue
+                pending.append((position, outcome, new))
+                if len(pending) >= COMMIT_BATCH:
+                    commit()
+            if pending:
+                commit()
+        except BaseException:
+            for _, _, new in pending:
+                blobs.delete_blocking(new.blob_key)
+            raise
         finally:
-            path.unlink(missing_ok=True)
+            for path in paths:
+                path.unlink(missing_ok=True)
+        return [o for o in outcomes if o is not None]
 
 
 def prepare_new_version(
