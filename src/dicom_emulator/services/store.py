@@ -9,12 +9,14 @@ after the blob write deletes the blob, so nothing is ever half-stored.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import shutil
 import uuid
 from collections.abc import Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -93,10 +95,13 @@ def _zero_preamble(path: Path) -> None:
         os.replace(tmp, path)
 
 
-def _prepare(path: Path, request: StoreRequest, extended_tags: Collection[int]) -> _Prepared:
+def _prepare(
+    path: Path, request: StoreRequest, extended_tags: Collection[int], *, zero_preamble: bool = True
+) -> _Prepared:
     """CPU-bound part, run in a worker thread: parse the header, validate, build metadata JSON."""
     # First, so every offset read below (pixel data, frames) is an offset in the stored file.
-    _zero_preamble(path)
+    if zero_preamble:
+        _zero_preamble(path)
     parsed = read_instance(path)
     ds = parsed.dataset
     memo = ViewMemo()  # validation and the metadata JSON decode each element once between them
@@ -209,10 +214,14 @@ class StoreService:
         return await asyncio.to_thread(self._prepare_checked, path, request, extended)
 
     def _prepare_checked(
-        self, path: Path, request: StoreRequest, extended: frozenset[int] | None
+        self,
+        path: Path,
+        request: StoreRequest,
+        extended: frozenset[int] | None,
+        synced: list[Future[None]] | None = None,
     ) -> tuple[StoreOutcome, NewInstance | None, frozenset[int] | None]:
         try:
-            return self._prepare_and_place(path, request, extended)
+            return self._prepare_and_place(path, request, extended, synced)
         except InvalidDicomInstanceError as exc:
             logger.info("rejected unreadable part: %s", exc.message)
             # Unreadable part: 43264 with no UIDs and no FailedAttributesSequence (azure-behaviour §2.3 step 1).
@@ -223,16 +232,35 @@ class StoreService:
             return StoreOutcome(failure_code=status.VALIDATION_FAILURE), None, extended
 
     def _prepare_and_place(
-        self, path: Path, request: StoreRequest, extended: frozenset[int] | None
+        self,
+        path: Path,
+        request: StoreRequest,
+        extended: frozenset[int] | None,
+        synced: list[Future[None]] | None = None,
     ) -> tuple[StoreOutcome, NewInstance | None, frozenset[int]]:
+        """Parse, validate and move the file in; blocking.
+
+        ``synced`` (the in-thread path, files on disk to sync): the file's fdatasync starts in the sync lane as
+        soon as its bytes are final (after the preamble is zeroed), runs while the header is parsed and
+        validated, and its future is appended here: the caller waits for it before the index row commits.
+        """
         if extended is None:
             extended = frozenset(t.definition.tag for t in self.tags.active_blocking())
-        prepared = _prepare(path, request, extended)
+        early_sync = synced is not None and isinstance(self.blobs, FileSystemBlobStore) and self.blobs.sync
+        if early_sync:
+            assert synced is not None
+            _zero_preamble(path)
+            synced.append(_sync_lane().submit(_fdatasync, os.open(path, os.O_RDONLY)))
+        prepared = _prepare(path, request, extended, zero_preamble=not early_sync)
         if not prepared.outcome.stored:
             return prepared.outcome, None, extended
         new = _new_instance(prepared, request)
         try:
-            self.blobs.put_file_blocking(new.blob_key, path)
+            if early_sync:
+                assert isinstance(self.blobs, FileSystemBlobStore)
+                self.blobs.move_in_blocking(new.blob_key, path)
+            else:
+                self.blobs.put_file_blocking(new.blob_key, path)
         except Exception:
             # Nothing is at the key (the rename is the last step); the spooled file is removed by the caller.
             logger.exception("writing the file of %s failed", prepared.outcome.sop_uid)
@@ -280,8 +308,13 @@ class StoreService:
         blobs = self.blobs
         outcomes: list[StoreOutcome | None] = [None] * len(paths)
         pending: list[tuple[int, StoreOutcome, NewInstance]] = []
+        synced: list[Future[None]] = []
 
         def commit() -> None:
+            # Every file of the batch on disk before the rows naming them commit (--durability, README).
+            for future in synced:
+                future.result()
+            synced.clear()
             batch = [new for _, _, new in pending]
             results = self.index.add_instances_blocking(batch, replace=request.replace, loop=loop)
             for (position, outcome, new), result in zip(pending, results, strict=True):
@@ -293,7 +326,7 @@ class StoreService:
         try:
             extended: frozenset[int] | None = None
             for position, path in enumerate(paths):
-                outcome, new, extended = self._prepare_checked(path, request, extended)
+                outcome, new, extended = self._prepare_checked(path, request, extended, synced)
                 if new is None:
                     outcomes[position] = outcome
                     continue
@@ -307,6 +340,8 @@ class StoreService:
                 blobs.delete_blocking(new.blob_key)
             raise
         finally:
+            for future in synced:  # a failed request: let the lane finish (and close) before the files go
+                future.exception()
             for path in paths:
                 path.unlink(missing_ok=True)
         return [o for o in outcomes if o is not None]
@@ -323,6 +358,19 @@ def prepare_new_version(
     if not prepared.outcome.stored or prepared.parsed is None:
         return prepared.outcome, None
     return prepared.outcome, _new_instance(prepared, request)
+
+
+@functools.cache
+def _sync_lane() -> ThreadPoolExecutor:
+    """Threads that fdatasync stored files while the store thread parses (one lane per process)."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="fdatasync")
+
+
+def _fdatasync(fd: int) -> None:
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _settle(outcome: StoreOutcome, new: NewInstance, result: AddResult) -> tuple[StoreOutcome, list[str]]:

@@ -61,19 +61,26 @@ class FileSystemBlobStore:
         return Path(path)
 
     def put_file_blocking(self, key: str, source: Path) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         if self.sync:
             # The data must be on disk before the index row that points at it commits (a power loss must not
             # leave a row without its file); fdatasync skips the metadata a reader does not need.
             with open(source, "rb") as fh:
                 os.fdatasync(fh.fileno())
+        self.move_in_blocking(key, source)
+
+    def move_in_blocking(self, key: str, source: Path) -> None:
+        """Rename ``source`` to the key's path, with no sync (the caller synced it, or needs no sync)."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(source, target)
         except OSError:
             # Spool directory on another filesystem: copy to a temp name beside the target, then rename.
             tmp = target.with_suffix(target.suffix + ".part")
             shutil.copyfile(source, tmp)
+            if self.sync:  # the sync above was of the source; this copy is what the row will name
+                with open(tmp, "rb") as fh:
+                    os.fdatasync(fh.fileno())
             os.replace(tmp, target)
             source.unlink(missing_ok=True)
 
