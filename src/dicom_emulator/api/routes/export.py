@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from dicom_emulator.api.deps import ApiDep, PartitionDep, RuntimeDep
+from dicom_emulator.api.openapi import EXPORT_BODY, extra
 from dicom_emulator.errors import BadRequestError
 
 router = APIRouter(tags=["Export"])
@@ -15,7 +16,7 @@ router = APIRouter(tags=["Export"])
 JSON = "application/json; charset=utf-8"
 
 
-@router.post("/export")
+@router.post("/export", openapi_extra=extra(body=EXPORT_BODY))
 async def export(request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep) -> Response:
     """Export instances of this partition to an Azure Blob Storage container."""
     try:

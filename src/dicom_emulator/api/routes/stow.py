@@ -12,6 +12,7 @@ from dicom_emulator.api.deps import (
     ApiDep,
     NewPartitionDep,
     PartitionContext,
+    PartitionDep,
     RuntimeDep,
     accept_header,
     get_or_create_partition,
@@ -20,6 +21,7 @@ from dicom_emulator.api.deps import (
 )
 from dicom_emulator.api.multipart import SpooledPart, read_multipart, spool_body
 from dicom_emulator.api.negotiation import parse_stow_content_type, require_dicom_json
+from dicom_emulator.api.openapi import BULK_UPDATE_BODY, STOW_BODY, extra
 from dicom_emulator.api.routes.bulk_update import BULK_UPDATE, bulk_update
 from dicom_emulator.api.stow_response import build_store_response, store_status
 from dicom_emulator.clock import utcnow
@@ -130,13 +132,20 @@ async def _store(
     )
 
 
-@router.post("/studies")
+@router.post("/studies", openapi_extra=extra(body=STOW_BODY))
 async def store_instances(request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep) -> Response:
     """Store instances (STOW-RS)."""
     return await _store(request, api, runtime, partition, None, replace=False)
 
 
-@router.post("/studies/{study}")
+# Declared for the schema's sake (a body of its own); any other casing reaches the bulk update through the next route.
+@router.post("/studies/$bulkUpdate", openapi_extra=extra(body=BULK_UPDATE_BODY))
+async def bulk_update_studies(request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep) -> Response:
+    """Bulk update of patient and study attributes (v2 only; azure-behaviour §10.1)."""
+    return await bulk_update(request, api, runtime, partition)
+
+
+@router.post("/studies/{study}", openapi_extra=extra(body=STOW_BODY))
 async def store_study_instances(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
     """Store instances of one study (STOW-RS)."""
     # Resolved here, not as a dependency: STOW creates an unknown partition, bulk update does not (§14.1).
@@ -146,13 +155,13 @@ async def store_study_instances(request: Request, api: ApiDep, runtime: RuntimeD
     return await _store(request, api, runtime, partition, study, replace=False)
 
 
-@router.put("/studies")
+@router.put("/studies", openapi_extra=extra(body=STOW_BODY))
 async def upsert_instances(request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep) -> Response:
     """Store instances, replacing existing ones (Azure upsert)."""
     return await _store(request, api, runtime, partition, None, replace=True)
 
 
-@router.put("/studies/{study}")
+@router.put("/studies/{study}", openapi_extra=extra(body=STOW_BODY))
 async def upsert_study_instances(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep, study: str
 ) -> Response:
