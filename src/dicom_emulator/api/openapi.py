@@ -35,6 +35,11 @@ def query(name: str, schema: JsonSchema, description: str = "") -> JsonSchema:
     return param
 
 
+def header(name: str, schema: JsonSchema, description: str = "") -> JsonSchema:
+    """An optional request header."""
+    return {**query(name, schema, description), "in": "header"}
+
+
 def integer(low: int | None = None, high: int | None = None, *, int64: bool = False) -> JsonSchema:
     schema: JsonSchema = {"type": "integer", "format": "int64" if int64 else "int32"}
     if low is not None:
@@ -122,6 +127,12 @@ _DICOM_JSON_DATASET: JsonSchema = {
     },
 }
 DICOM_JSON_BODY = body("application/dicom+json", schema={"type": "array", "items": _DICOM_JSON_DATASET})
+# Azure managed service: the study is deleted this many milliseconds after the store (azure-behaviour §2.2).
+STOW_HEADERS = (
+    header("msdicom-expiry-time-milliseconds", integer(1, int64=True)),
+    header("msdicom-expiry-option", {"type": "string", "enum": ["RelativeToNow"]}),
+    header("msdicom-expiry-level", {"type": "string", "enum": ["Study"]}),
+)
 STOW_BODY = body(
     "application/dicom",
     "multipart/related",
