@@ -12,18 +12,25 @@ Hypothesis database. ``DICOM_EMULATOR_TEST_FUZZ_EXAMPLES=500 ./scripts/test test
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.checks import not_a_server_error
 
 from dicom_emulator.app import create_app
 from dicom_emulator.config import Settings
 
-MAX_EXAMPLES = int(os.environ.get("DICOM_EMULATOR_TEST_FUZZ_EXAMPLES", "10"))
+# Hypothesis' caches (source constants, unicode tables) go to the temporary directory, not ``./.hypothesis``; set
+# before any strategy is built (collection builds them). No example database is used (``database=None`` below).
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "dicom-emulator-hypothesis")
+
+MAX_EXAMPLES = int(os.environ.get("DICOM_EMULATOR_TEST_FUZZ_EXAMPLES", "5"))
 PARTITIONED = r"/partitions/\{partitionName\}/"
 
 
