@@ -21,6 +21,7 @@ from dicom_emulator.api import build_router
 from dicom_emulator.api.auth import AuthMiddleware
 from dicom_emulator.api.errors import install_error_handlers
 from dicom_emulator.api.faults import FaultInjector, FaultMiddleware, load_config
+from dicom_emulator.api.openapi import install_openapi
 from dicom_emulator.api.versions import VersionGuardMiddleware
 from dicom_emulator.config import Settings
 from dicom_emulator.dicom.reading import configure_pydicom
@@ -300,6 +301,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/emulator/openapi.json",
     )
     install_error_handlers(app)
+    install_openapi(app)
     # Inside the version guard: unknown versions are 400 before any token is looked at.
     app.add_middleware(AuthMiddleware)
     app.add_middleware(VersionGuardMiddleware)

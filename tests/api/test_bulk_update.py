@@ -142,6 +142,17 @@ async def test_bulk_update_end_to_end(client: httpx.AsyncClient, settings: Setti
     assert [p for p in settings.blob_dir.rglob("*.dcm") if study in str(p)] == []
 
 
+async def test_bulk_update_body_nested_too_deep_is_400(client: httpx.AsyncClient) -> None:
+    """Found by the fuzz run (tests/fuzz): the JSON parser's RecursionError was a 500."""
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
+        r = await client.post("/v2/studies/$bulkUpdate", content=body)
+        assert (r.status_code, r.headers["content-type"], r.text) == (
+            400,
+            "text/plain; charset=utf-8",
+            "The syntax of the request body is invalid.",
+        )
+
+
 async def test_bulk_update_validation(client: httpx.AsyncClient) -> None:
     study = new_uid()
     cases: list[tuple[Any, str]] = [

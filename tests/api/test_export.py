@@ -171,6 +171,45 @@ async def test_export_runs_in_the_url_partition(pclient: httpx.AsyncClient, azur
     assert (r.status_code, r.text) == (400, "Specified PartitionName does not exist.")
 
 
+NESTED_TOO_DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("destination", "message"),
+    [
+        # Found by the fuzz run (tests/fuzz): each was a 500 from urlsplit or the blob client.
+        ({"blobContainerUri": "http://[::1"}, "The BlobContainerUri 'http://[::1' is not an absolute URI."),
+        ({"blobContainerUri": "https://"}, "The BlobContainerUri 'https://' is not an absolute URI."),
+        ({"blobContainerUri": "http:///c"}, "The BlobContainerUri 'http:///c' is not an absolute URI."),
+        ({"blobContainerUri": "http://a:b/c"}, "The BlobContainerUri 'http://a:b/c' is not an absolute URI."),
+        ({"blobContainerUri": "http://a:99999/c"}, "The BlobContainerUri 'http://a:99999/c' is not an absolute URI."),
+        ({"blobContainerUri": "http://a b/c"}, "The BlobContainerUri 'http://a b/c' is not an absolute URI."),
+        (
+            {"blobContainerUri": "http://[::1", "useManagedIdentity": True},
+            "The BlobContainerUri 'http://[::1' is not an absolute URI.",
+        ),
+        (
+            {"blobContainerUri": "http://127.0.0.1:1/"},
+            "The BlobContainerUri 'http://127.0.0.1:1/' does not name a container.",
+        ),
+    ],
+)
+async def test_export_malformed_destination_is_400(
+    client: httpx.AsyncClient, destination: dict[str, Any], message: str
+) -> None:
+    r = await client.post("/v2/export", json=request_body([new_uid()], destination))
+    assert (r.status_code, r.headers["content-type"], r.text) == (400, "text/plain; charset=utf-8", message)
+
+
+async def test_export_body_nested_too_deep_is_400(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v2/export", content=NESTED_TOO_DEEP)
+    assert (r.status_code, r.headers["content-type"], r.text) == (
+        400,
+        "text/plain; charset=utf-8",
+        "The syntax of the request body is invalid.",
+    )
+
+
 async def test_export_validation(client: httpx.AsyncClient, azurite: Azurite, container: str) -> None:
     study = new_uid()
     good = {"connectionString": azurite.connection_string, "blobContainerName": container}

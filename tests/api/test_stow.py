@@ -266,6 +266,20 @@ async def test_expiry_headers_validated(client: httpx.AsyncClient, headers: dict
     assert r.status_code == status
 
 
+@pytest.mark.parametrize("millis", ["9999999999999999", "9223372036854775808"])
+async def test_expiry_past_year_9999_is_400(client: httpx.AsyncClient, millis: str) -> None:
+    """Found by the fuzz run (tests/fuzz): an expiry beyond the last representable date was a 500 (OverflowError)."""
+    r = await stow(client, [make_instance()], headers={"msdicom-expiry-time-milliseconds": millis})
+    assert (r.status_code, r.headers["content-type"], r.text) == (
+        400,
+        "text/plain; charset=utf-8",
+        "The value of header 'msdicom-expiry-time-milliseconds' is too large: the expiry time must be before the "
+        "year 10000.",
+    )
+    r = await client.get("/v2/studies", headers={"Accept": "application/dicom+json"})
+    assert r.status_code == 204  # nothing was stored
+
+
 async def test_azure_feature_routes_reachable_from_stow(client: httpx.AsyncClient) -> None:
     """$bulkUpdate shares the STOW route (any case); v1 has none. Behaviour in test_bulk_update/test_partitions."""
     r = await client.post("/v2/studies/$bulkupdate", json={"studyInstanceUids": []})

@@ -11,7 +11,7 @@ results are saved with each heartbeat, so an interrupted export resumes where it
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.identifiers import validate_uid
@@ -70,6 +70,21 @@ def _text(settings: Any, name: str) -> str | None:
     return value if value.strip() else None
 
 
+def _split_uri(uri: str) -> SplitResult | None:
+    """``uri`` split, or None when it names no usable host: not an absolute URI (as .NET's ``Uri`` would refuse it).
+
+    Checked here so that the blob client is never handed a URI it fails on with an unexpected error (a 500).
+    """
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - reading it validates the port (a number within 0..65535)
+    except ValueError:  # "http://[::1" (unclosed IPv6 literal), "http://a:b/c", "http://a:99999/c"
+        return None
+    if not parts.hostname or any(char.isspace() for char in parts.netloc):
+        return None
+    return parts
+
+
 def parse_destination(settings: Any) -> BlobDestination:
     """``destination.settings`` of an ``azureblob`` destination, checked in Azure's order."""
     uri = _text(settings, "blobContainerUri")
@@ -81,9 +96,10 @@ def parse_destination(settings: Any) -> BlobDestination:
     if uri is not None:
         if connection_string is not None or container is not None:
             raise BadRequestError(MSG_BOTH_FORMS)
-        if identity and "sig=" in urlsplit(uri).query.lower():
+        parts = _split_uri(uri)
+        if identity and parts is not None and "sig=" in parts.query.lower():
             raise BadRequestError(MSG_IDENTITY_WITH_SAS)
-        if not uri.lower().startswith(("http://", "https://")):
+        if parts is None or not uri.lower().startswith(("http://", "https://")):
             raise BadRequestError(f"The BlobContainerUri '{uri}' is not an absolute URI.")
         return BlobDestination(container_uri=uri, use_managed_identity=bool(identity))
     if connection_string is None or container is None:

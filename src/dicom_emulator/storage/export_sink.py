@@ -25,6 +25,7 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
+    ServiceResponseError,
 )
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
 
@@ -39,6 +40,8 @@ MSG_CONTAINER_MISSING = "Azure Blob Storage container '{container}' does not exi
 MSG_CANNOT_CONNECT = "Cannot connect to Azure Blob Storage account '{account}'."
 MSG_CANNOT_AUTHENTICATE = "Unable to authenticate for Azure Blob Storage account '{account}'."
 MSG_CANNOT_WRITE = "Failed to write to Azure Blob Storage container '{container}' in account '{account}'."
+# Emulator wording: Azure's message for a container URI without a container is not recorded.
+MSG_NO_CONTAINER = "The BlobContainerUri '{uri}' does not name a container."
 MSG_MANAGED_IDENTITY = (
     "Managed identity is not emulated: give the container URI a SAS token, use a connection string, or use the "
     "Azurite development account."
@@ -101,7 +104,10 @@ def _container_client(destination: BlobDestination) -> ContainerClient:
             credential = {"account_name": DEV_ACCOUNT_NAME, "account_key": DEV_ACCOUNT_KEY}
         elif destination.use_managed_identity:
             raise BadRequestError(MSG_MANAGED_IDENTITY)
-        return ContainerClient.from_container_url(uri, credential=credential, **_CLIENT_OPTIONS)
+        try:
+            return ContainerClient.from_container_url(uri, credential=credential, **_CLIENT_OPTIONS)
+        except ValueError as exc:  # no container name in the path ("https://account.blob.core.windows.net/")
+            raise BadRequestError(MSG_NO_CONTAINER.format(uri=uri)) from exc
     assert destination.connection_string is not None and destination.container_name is not None
     try:
         service = BlobServiceClient.from_connection_string(destination.connection_string, **_CLIENT_OPTIONS)
@@ -147,7 +153,8 @@ class AzureBlobExportSink:
             raise BadRequestError(MSG_CONTAINER_MISSING.format(**names)) from exc
         except ClientAuthenticationError as exc:
             raise BadRequestError(MSG_CANNOT_AUTHENTICATE.format(**names)) from exc
-        except ServiceRequestError as exc:
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            # ServiceResponseError too: urllib3 refuses some hosts only when the request is made.
             raise BadRequestError(MSG_CANNOT_CONNECT.format(**names)) from exc
         except HttpResponseError as exc:
             if exc.status_code in (401, 403):

@@ -12,6 +12,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from dicom_emulator.api.deps import ApiContext, PartitionContext
+from dicom_emulator.api.json_body import parse_json
 from dicom_emulator.errors import BadRequestError
 from dicom_emulator.runtime import Runtime
 from dicom_emulator.services.bulk_update import ChangeDatasetError
@@ -24,7 +25,7 @@ async def bulk_update(request: Request, api: ApiContext, runtime: Runtime, parti
     if api.major == 1:
         return Response(status_code=404)  # v1 has no bulk update (azure-behaviour §1.3)
     try:
-        body = json.loads(await request.body())
+        body = parse_json(await request.body())  # JSON nested too deep is a syntax error, not a 500
     except (ValueError, UnicodeDecodeError):
         raise BadRequestError("The syntax of the request body is invalid.") from None
     try:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from dicom_emulator.api.deps import ApiDep, RuntimeDep
+from dicom_emulator.api.openapi import INCLUDE_METADATA, changefeed_parameters, extra
 from dicom_emulator.errors import BadRequestError
 from dicom_emulator.paging import bind_bool, bind_datetime, bind_int, dotnet_round_trip
 from dicom_emulator.services.changefeed import FeedEntry
@@ -36,7 +37,7 @@ def _entry_json(entry: FeedEntry, include_metadata: bool) -> str:
     return text
 
 
-@router.get("/{version}/changefeed")
+@router.get("/{version}/changefeed", openapi_extra=extra(*changefeed_parameters()))
 async def get_change_feed(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
     """Read the change feed (v1: sequence window; v2: time window)."""
     params = request.query_params.multi_items()
@@ -60,7 +61,7 @@ async def get_change_feed(request: Request, api: ApiDep, runtime: RuntimeDep) ->
     return Response(content=body.encode(), media_type=JSON)
 
 
-@router.get("/{version}/changefeed/latest")
+@router.get("/{version}/changefeed/latest", openapi_extra=extra(INCLUDE_METADATA))
 async def get_change_feed_latest(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
     """The latest change-feed entry; 204 when the feed is empty."""
     include_metadata = bind_bool(request.query_params.multi_items(), "includeMetadata", default=True)

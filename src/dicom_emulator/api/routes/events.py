@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from dicom_emulator.api.deps import RuntimeDep
+from dicom_emulator.api.openapi import extra, integer, query
 from dicom_emulator.errors import BadRequestError
 from dicom_emulator.paging import bind_int
 from dicom_emulator.services.event_envelopes import CLOUD_EVENTS_SCHEMA, EVENT_GRID_SCHEMA
@@ -14,7 +15,14 @@ from dicom_emulator.services.events import MAX_EVENTS_PAGE
 router = APIRouter(tags=["Emulator: events"])
 
 
-@router.get("/emulator/events")
+@router.get(
+    "/emulator/events",
+    openapi_extra=extra(
+        query("after", {**integer(0), "default": 0}),
+        query("limit", {**integer(1, MAX_EVENTS_PAGE), "default": 100}),
+        query("schema", {"type": "string", "enum": [EVENT_GRID_SCHEMA, CLOUD_EVENTS_SCHEMA]}),
+    ),
+)
 async def get_events(request: Request, runtime: RuntimeDep) -> Response:
     """Events published after sequence ``after`` (default 0), oldest first, at most ``limit``; ``schema`` picks
     ``EventGridSchema`` (default) or ``CloudEventSchemaV1_0``."""
@@ -35,7 +43,7 @@ async def get_subscriptions(runtime: RuntimeDep) -> Response:
     return JSONResponse(await runtime.events.subscriptions())
 
 
-@router.get("/emulator/eventsubscriptions/{name}/validate")
+@router.get("/emulator/eventsubscriptions/{name}/validate", openapi_extra=extra(query("id", {"type": "string"})))
 async def validate_subscription(name: str, request: Request, runtime: RuntimeDep) -> Response:
     """The ``validationUrl`` of Event Grid's asynchronous handshake: a GET validates the subscription."""
     code = request.query_params.get("id", "")

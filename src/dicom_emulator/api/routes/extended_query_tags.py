@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from dicom_emulator.api.deps import ApiContext, ApiDep, RuntimeDep
 from dicom_emulator.api.json_body import parse_json, read_capped
+from dicom_emulator.api.openapi import EXTENDED_QUERY_TAG_UPDATE_BODY, EXTENDED_QUERY_TAGS_BODY, extra, paging
 from dicom_emulator.errors import BadRequestError
 from dicom_emulator.paging import bind_int, dotnet_round_trip
 from dicom_emulator.services.extended_query_tags import ExistingReindexError
@@ -43,7 +44,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(content=json.dumps(body).encode(), status_code=status, media_type=JSON, headers=headers)
 
 
-@router.post("/{version}/extendedquerytags")
+@router.post("/{version}/extendedquerytags", openapi_extra=extra(body=EXTENDED_QUERY_TAGS_BODY))
 async def add_tags(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
     """Add extended query tags; answers 202 with the reindex operation reference."""
     body = await _json_body(request)
@@ -56,7 +57,7 @@ async def add_tags(request: Request, api: ApiDep, runtime: RuntimeDep) -> Respon
     return _json({"id": job_id, "href": href}, status=202, headers={"Location": href})
 
 
-@router.get("/{version}/extendedquerytags")
+@router.get("/{version}/extendedquerytags", openapi_extra=extra(*paging(200)))
 async def list_tags(request: Request, api: ApiDep, runtime: RuntimeDep) -> Response:
     """List extended query tags (limit 1..200, offset)."""
     params = request.query_params.multi_items()
@@ -72,7 +73,7 @@ async def get_tag(api: ApiDep, runtime: RuntimeDep, path: str) -> Response:
     return _json(_tag_json(await runtime.extended_query_tags.get(path), api))
 
 
-@router.patch("/{version}/extendedquerytags/{path}")
+@router.patch("/{version}/extendedquerytags/{path}", openapi_extra=extra(body=EXTENDED_QUERY_TAG_UPDATE_BODY))
 async def update_tag(request: Request, api: ApiDep, runtime: RuntimeDep, path: str) -> Response:
     """Enable or disable querying on a tag."""
     body = await _json_body(request)
@@ -86,7 +87,7 @@ async def delete_tag(api: ApiDep, runtime: RuntimeDep, path: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/{version}/extendedquerytags/{path}/errors")
+@router.get("/{version}/extendedquerytags/{path}/errors", openapi_extra=extra(*paging(200)))
 async def tag_errors(request: Request, api: ApiDep, runtime: RuntimeDep, path: str) -> Response:
     """Instances whose value failed to index for the tag."""
     params = request.query_params.multi_items()

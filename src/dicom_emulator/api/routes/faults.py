@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.responses import JSONResponse, PlainTextResponse
 
 from dicom_emulator.api.faults import FaultInjector, describe, logger, parse_config
+from dicom_emulator.api.openapi import FAULTS_BODY, extra
 
 router = APIRouter(tags=["emulator"])
 
@@ -33,7 +34,7 @@ async def get_faults(request: Request) -> JSONResponse:
     return JSONResponse(_injector(request).state())
 
 
-@router.put("/emulator/faults")
+@router.put("/emulator/faults", openapi_extra=extra(body=FAULTS_BODY))
 async def put_faults(request: Request) -> Response:
     """Replace the rules (``{"seed": 1, "rules": [{"fault": 429, "path": "/studies", "count": 2}]}``);
     counters and the random generator restart."""

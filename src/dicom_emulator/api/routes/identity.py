@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from dicom_emulator.api.deps import RuntimeDep
+from dicom_emulator.api.openapi import TOKEN_BODY, extra
 from dicom_emulator.config import DEV_TENANT
 from dicom_emulator.services.auth import DevelopmentIssuer
 
@@ -53,7 +54,7 @@ async def jwks(runtime: RuntimeDep, tenant: str) -> Response:
     return JSONResponse(issuer.jwks()) if issuer else _not_found()
 
 
-@router.post("/{tenant}/oauth2/v2.0/token")
+@router.post("/{tenant}/oauth2/v2.0/token", openapi_extra=extra(body=TOKEN_BODY))
 async def token(request: Request, runtime: RuntimeDep, tenant: str) -> Response:
     """OAuth 2.0 client credentials: ``client_id``, ``client_secret`` (form or HTTP Basic), ``scope``."""
     issuer = _issuer(runtime, tenant)

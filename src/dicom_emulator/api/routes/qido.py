@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from dicom_emulator.api.deps import ApiDep, PartitionContext, PartitionDep, RuntimeDep, accept_header
 from dicom_emulator.api.negotiation import require_dicom_json
+from dicom_emulator.api.openapi import extra, qido_parameters
 from dicom_emulator.dicom.identifiers import validate_uid
 from dicom_emulator.dicom.tags import QueryResource
 from dicom_emulator.runtime import Runtime
@@ -39,25 +40,25 @@ async def _search(
     return Response(content=json.dumps(results).encode(), media_type="application/dicom+json", headers=headers)
 
 
-@router.get("/studies")
+@router.get("/studies", openapi_extra=extra(*qido_parameters(QueryResource.ALL_STUDIES)))
 async def search_studies(request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep) -> Response:
     """Search all studies."""
     return await _search(request, api, runtime, partition, QueryResource.ALL_STUDIES)
 
 
-@router.get("/series")
+@router.get("/series", openapi_extra=extra(*qido_parameters(QueryResource.ALL_SERIES)))
 async def search_series(request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep) -> Response:
     """Search all series."""
     return await _search(request, api, runtime, partition, QueryResource.ALL_SERIES)
 
 
-@router.get("/instances")
+@router.get("/instances", openapi_extra=extra(*qido_parameters(QueryResource.ALL_INSTANCES)))
 async def search_instances(request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep) -> Response:
     """Search all instances."""
     return await _search(request, api, runtime, partition, QueryResource.ALL_INSTANCES)
 
 
-@router.get("/studies/{study}/series")
+@router.get("/studies/{study}/series", openapi_extra=extra(*qido_parameters(QueryResource.STUDY_SERIES)))
 async def search_study_series(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str
 ) -> Response:
@@ -65,7 +66,7 @@ async def search_study_series(
     return await _search(request, api, runtime, partition, QueryResource.STUDY_SERIES, study)
 
 
-@router.get("/studies/{study}/instances")
+@router.get("/studies/{study}/instances", openapi_extra=extra(*qido_parameters(QueryResource.STUDY_INSTANCES)))
 async def search_study_instances(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str
 ) -> Response:
@@ -73,7 +74,10 @@ async def search_study_instances(
     return await _search(request, api, runtime, partition, QueryResource.STUDY_INSTANCES, study)
 
 
-@router.get("/studies/{study}/series/{series}/instances")
+@router.get(
+    "/studies/{study}/series/{series}/instances",
+    openapi_extra=extra(*qido_parameters(QueryResource.SERIES_INSTANCES)),
+)
 async def search_series_instances(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str
 ) -> Response:

@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from dicom_emulator.api.deps import ApiDep, PartitionDep, RuntimeDep, accept_header
 from dicom_emulator.api.negotiation import IMAGE_JPEG, IMAGE_PNG, negotiate_rendered, parse_accept
+from dicom_emulator.api.openapi import QUALITY, VIEWPORT, WINDOW, extra
 from dicom_emulator.api.routes.frames import INVALID_FRAMES_MESSAGE, INVALID_PARAMETER_MESSAGE
 from dicom_emulator.dicom.identifiers import validate_uid
 from dicom_emulator.dicom.rendering import Viewport, Window
@@ -159,7 +160,7 @@ async def _rendered(
     return Response(content=image, media_type=media_type)
 
 
-@router.get("/studies/{study}/series/{series}/instances/{instance}/rendered")
+@router.get("/studies/{study}/series/{series}/instances/{instance}/rendered", openapi_extra=extra(QUALITY, WINDOW))
 async def retrieve_rendered_instance(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str, instance: str
 ) -> Response:
@@ -167,7 +168,10 @@ async def retrieve_rendered_instance(
     return await _rendered(request, runtime, partition.key, study, series, instance, None)
 
 
-@router.get("/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered")
+@router.get(
+    "/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered",
+    openapi_extra=extra(QUALITY, WINDOW),
+)
 async def retrieve_rendered_frame(
     request: Request,
     api: ApiDep,
@@ -207,7 +211,7 @@ async def _thumbnail(
     return Response(content=image, media_type=media_type)
 
 
-@router.get("/studies/{study}/thumbnail")
+@router.get("/studies/{study}/thumbnail", openapi_extra=extra(QUALITY, VIEWPORT, WINDOW))
 async def study_thumbnail(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str
 ) -> Response:
@@ -215,7 +219,7 @@ async def study_thumbnail(
     return await _thumbnail(request, runtime, partition.key, study)
 
 
-@router.get("/studies/{study}/series/{series}/thumbnail")
+@router.get("/studies/{study}/series/{series}/thumbnail", openapi_extra=extra(QUALITY, VIEWPORT, WINDOW))
 async def series_thumbnail(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str
 ) -> Response:
@@ -223,7 +227,10 @@ async def series_thumbnail(
     return await _thumbnail(request, runtime, partition.key, study, series)
 
 
-@router.get("/studies/{study}/series/{series}/instances/{instance}/thumbnail")
+@router.get(
+    "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+    openapi_extra=extra(QUALITY, VIEWPORT, WINDOW),
+)
 async def instance_thumbnail(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, study: str, series: str, instance: str
 ) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -12,6 +12,7 @@ from dicom_emulator.api.deps import (
     ApiDep,
     NewPartitionDep,
     PartitionContext,
+    PartitionDep,
     RuntimeDep,
     accept_header,
     get_or_create_partition,
@@ -20,6 +21,7 @@ from dicom_emulator.api.deps import (
 )
 from dicom_emulator.api.multipart import SpooledPart, read_multipart, spool_body
 from dicom_emulator.api.negotiation import parse_stow_content_type, require_dicom_json
+from dicom_emulator.api.openapi import BULK_UPDATE_BODY, STOW_BODY, STOW_HEADERS, extra
 from dicom_emulator.api.routes.bulk_update import BULK_UPDATE, bulk_update
 from dicom_emulator.api.stow_response import build_store_response, store_status
 from dicom_emulator.clock import utcnow
@@ -34,10 +36,12 @@ MULTIPLE_VALUES_WARNING = "One or more indexed Dicom tag(s) have multiple values
 EXPIRY_TIME = "msdicom-expiry-time-milliseconds"
 EXPIRY_OPTION = "msdicom-expiry-option"
 EXPIRY_LEVEL = "msdicom-expiry-level"
+# Emulator wording (Azure's answer is not recorded): past year 9999, the last date .NET and Python represent.
+EXPIRY_TOO_LATE = f"The value of header '{EXPIRY_TIME}' is too large: the expiry time must be before the year 10000."
 
 
-def _expiry(request: Request) -> timedelta | None:
-    """The ``msdicom-expiry-*`` headers (Azure managed service, §2.2).
+def _expires_at(request: Request) -> datetime | None:
+    """When the study expires, from the ``msdicom-expiry-*`` headers (Azure managed service, §2.2).
 
     Azure documents only valid values; the emulator answers anything else with 400 naming the header.
     """
@@ -58,7 +62,10 @@ def _expiry(request: Request) -> timedelta | None:
         raise BadRequestError(f"The value of header '{EXPIRY_OPTION}' must be 'RelativeToNow'.")
     if level is not None and level.strip().lower() != "study":
         raise BadRequestError(f"The value of header '{EXPIRY_LEVEL}' must be 'Study'.")
-    return timedelta(milliseconds=millis)
+    try:
+        return utcnow() + timedelta(milliseconds=millis)
+    except OverflowError:
+        raise BadRequestError(EXPIRY_TOO_LATE) from None
 
 
 async def _spool(request: Request, runtime: RuntimeDep) -> list[SpooledPart]:
@@ -101,7 +108,7 @@ async def _store(
 ) -> Response:
     require_dicom_json(accept_header(request))
     route_study = validate_uid(study, "StudyInstanceUid") if study is not None else None
-    expiry = _expiry(request)
+    expires_at = _expires_at(request)
     parts = await _spool(request, runtime)
     if not parts:
         return Response(status_code=204)
@@ -109,7 +116,7 @@ async def _store(
         api_major=api.major,
         route_study_uid=route_study,
         replace=replace,
-        expires_at=utcnow() + expiry if expiry is not None else None,
+        expires_at=expires_at,
         partition_key=partition.key,
     )
     try:
@@ -130,13 +137,20 @@ async def _store(
     )
 
 
-@router.post("/studies")
+@router.post("/studies", openapi_extra=extra(*STOW_HEADERS, body=STOW_BODY))
 async def store_instances(request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep) -> Response:
     """Store instances (STOW-RS)."""
     return await _store(request, api, runtime, partition, None, replace=False)
 
 
-@router.post("/studies/{study}")
+# Declared for the schema's sake (a body of its own); any other casing reaches the bulk update through the next route.
+@router.post("/studies/$bulkUpdate", openapi_extra=extra(body=BULK_UPDATE_BODY))
+async def bulk_update_studies(request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep) -> Response:
+    """Bulk update of patient and study attributes (v2 only; azure-behaviour §10.1)."""
+    return await bulk_update(request, api, runtime, partition)
+
+
+@router.post("/studies/{study}", openapi_extra=extra(*STOW_HEADERS, body=STOW_BODY))
 async def store_study_instances(request: Request, api: ApiDep, runtime: RuntimeDep, study: str) -> Response:
     """Store instances of one study (STOW-RS)."""
     # Resolved here, not as a dependency: STOW creates an unknown partition, bulk update does not (§14.1).
@@ -146,13 +160,13 @@ async def store_study_instances(request: Request, api: ApiDep, runtime: RuntimeD
     return await _store(request, api, runtime, partition, study, replace=False)
 
 
-@router.put("/studies")
+@router.put("/studies", openapi_extra=extra(*STOW_HEADERS, body=STOW_BODY))
 async def upsert_instances(request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep) -> Response:
     """Store instances, replacing existing ones (Azure upsert)."""
     return await _store(request, api, runtime, partition, None, replace=True)
 
 
-@router.put("/studies/{study}")
+@router.put("/studies/{study}", openapi_extra=extra(*STOW_HEADERS, body=STOW_BODY))
 async def upsert_study_instances(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep, study: str
 ) -> Response:

@@ -32,6 +32,7 @@ from dicom_emulator.api.deps import (
 from dicom_emulator.api.errors import status_for
 from dicom_emulator.api.json_body import parse_json, read_capped
 from dicom_emulator.api.negotiation import APPLICATION_DICOM_JSON, require_dicom_json
+from dicom_emulator.api.openapi import DICOM_JSON_BODY, extra, workitem_search_parameters
 from dicom_emulator.dicom.identifiers import validate_uid
 from dicom_emulator.dicom.json_model import json_to_dataset
 from dicom_emulator.dicom.ups.search import parse_paging
@@ -162,7 +163,7 @@ def _workitem_url(partition: PartitionContext, uid: str) -> str:
     return f"{partition.base_url}/workitems/{uid}"
 
 
-@router.post("/workitems")
+@router.post("/workitems", openapi_extra=extra(body=DICOM_JSON_BODY))
 async def create_workitem(request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep) -> Response:
     """Create a workitem; its UID is the name of the first query parameter (``POST /workitems?1.2.3``)."""
     dataset = await _read_dataset(request)
@@ -179,7 +180,7 @@ async def create_workitem(request: Request, api: ApiDep, runtime: RuntimeDep, pa
     return Response(status_code=201, headers={"Location": url, "Content-Location": url})
 
 
-@router.get("/workitems")
+@router.get("/workitems", openapi_extra=extra(*workitem_search_parameters()))
 async def search_workitems(request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep) -> Response:
     """Search workitems (azure-behaviour §9.6): 200 with a JSON array, 204 when nothing matched."""
     params = request.query_params.multi_items()
@@ -208,7 +209,7 @@ async def retrieve_workitem(
     return Response(content=json.dumps(record.to_json()).encode(), media_type=APPLICATION_DICOM_JSON)
 
 
-@router.post("/workitems/{uid}")
+@router.post("/workitems/{uid}", openapi_extra=extra(body=DICOM_JSON_BODY))
 async def update_workitem(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, uid: str
 ) -> Response:
@@ -225,7 +226,7 @@ async def update_workitem(
     return message_response(200, "", headers={"Content-Location": _workitem_url(partition, record.uid)})
 
 
-@router.put("/workitems/{uid}/state")
+@router.put("/workitems/{uid}/state", openapi_extra=extra(body=DICOM_JSON_BODY))
 async def change_workitem_state(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, uid: str
 ) -> Response:
@@ -241,7 +242,7 @@ async def change_workitem_state(
     return message_response(200, change.warning or "", api=api)
 
 
-@router.post("/workitems/{uid}/cancelrequest")
+@router.post("/workitems/{uid}/cancelrequest", openapi_extra=extra(body=DICOM_JSON_BODY))
 async def cancel_workitem(
     request: Request, api: ApiDep, runtime: RuntimeDep, partition: PartitionDep, uid: str
 ) -> Response:
