@@ -55,8 +55,17 @@ async def test_expired_study_is_deleted_like_delete(client: httpx.AsyncClient) -
 async def test_later_store_without_headers_clears_expiry(client: httpx.AsyncClient) -> None:
     first = make_dataset()
     second = make_dataset(study_uid=first.StudyInstanceUID, series_uid=first.SeriesInstanceUID)
-    await store(client, first, {"msdicom-expiry-time-milliseconds": "1500", **EXPIRY})
+    await store(client, first, {"msdicom-expiry-time-milliseconds": "200", **EXPIRY})
     await store(client, second, {})  # the last STOW for the study wins: no schedule
-    await asyncio.sleep(2.0)
+    # A canary that expires after the first study's cleared schedule would have: once the sweep has deleted it,
+    # a sweep ran past that time (one run deletes every study due by then), so no fixed sleep is needed.
+    canary = make_dataset()
+    await store(client, canary, {"msdicom-expiry-time-milliseconds": "200", **EXPIRY})
+
+    async def canary_gone() -> bool:
+        r = await client.get(f"/v2/studies/{canary.StudyInstanceUID}/metadata", headers=ACCEPT)
+        return r.status_code == 404
+
+    await wait_for(canary_gone)
     r = await client.get(f"/v2/studies/{first.StudyInstanceUID}/metadata", headers=ACCEPT)
     assert (r.status_code, len(r.json())) == (200, 2)
