@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -13,6 +15,7 @@ from starlette.datastructures import State
 
 from dicom_emulator.app import create_app
 from dicom_emulator.config import Settings
+from dicom_emulator.services.auth import DevelopmentIssuer
 
 # Settings that only the lifespan reads (where the data is, which port DIMSE listens on): an app built for
 # other values of these is reused. Every other field is part of the pool's key.
@@ -55,3 +58,16 @@ async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+def make_signing_key(directory: Path) -> Path:
+    """A development issuer key file, as the app creates one in a new data dir."""
+    path = directory / "auth-signing-key.pem"
+    DevelopmentIssuer.load_key(path)
+    return path
+
+
+def copy_signing_key(key: Path, settings: Settings) -> None:
+    """Give a data dir the issuer key the app would otherwise generate at its first start (an RSA key: ~50 ms)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(key, settings.data_dir / key.name)

@@ -86,8 +86,9 @@ class Receiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.port = self._server.server_address[1]
-        # serve_forever's select() wakes every poll_interval to notice shutdown(): socketserver's 0.5 s default made
-        # every stop() (each test, each "receiver down") wait up to half a second; requests are served at once either way.
+        # serve_forever's select() wakes every poll_interval to notice shutdown(): socketserver's 0.5 s default
+        # made every stop() (each test, each "receiver down") wait up to half a second; requests are served at
+        # once either way.
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
         return self
 

@@ -19,6 +19,7 @@ from tests.api.test_delete import *  # noqa: F403
 from tests.api.test_frames import *  # noqa: F403
 from tests.api.test_stow import *  # noqa: F403
 from tests.api.test_wado import *  # noqa: F403
+from tests.apps import copy_signing_key
 from tests.azurite import Azurite
 from tests.databases import copy_sqlite_template
 from tests.factories import make_dataset, multipart, new_uid, to_bytes
@@ -40,6 +41,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, azurite: Azurite) -
         blob_container=f"dicom-{uuid.uuid4().hex[:12]}",
     )
     copy_sqlite_template(request.getfixturevalue("sqlite_template"), settings)
+    copy_signing_key(request.getfixturevalue("signing_key"), settings)
     return settings
 
 

@@ -8,6 +8,7 @@ development issuer, whose client-credentials endpoint signs tokens for configure
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -81,6 +82,16 @@ class AuthenticationError(Exception):
         self.token_present = token_present
 
 
+@functools.lru_cache(maxsize=4)
+def _parse_key(pem: bytes) -> rsa.RSAPrivateKey:
+    """A PEM private key, parsed once per process: parsing checks the RSA key's consistency, ~50 ms of CPU that
+    every restart of the same data directory in one process (the test suite's apps) would otherwise pay again."""
+    loaded = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ValueError("the signing key is not an RSA private key")
+    return loaded
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     object_id: str | None
@@ -130,11 +141,11 @@ class DevelopmentIssuer:
                 os.link(tmp, path)  # fails if another process created it first: then use theirs
             except FileExistsError:
                 pass
+            else:
+                return key  # ours is the file's key: no need to parse it back
             finally:
                 tmp.unlink()
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        assert isinstance(loaded, rsa.RSAPrivateKey)
-        return loaded
+        return _parse_key(path.read_bytes())
 
     @staticmethod
     def issuer(base_url: str) -> str:
