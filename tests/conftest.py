@@ -77,7 +77,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def signing_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def issuer_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The development issuer's key, made once and copied into each test's data dir (see ``copy_signing_key``)."""
     return make_signing_key(tmp_path_factory.mktemp("signing-key"))
 
@@ -102,7 +102,7 @@ def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Se
     else:
         settings = Settings(data_dir=tmp_path / "data")
         copy_sqlite_template(request.getfixturevalue("sqlite_template"), settings)
-    copy_signing_key(request.getfixturevalue("signing_key"), settings)
+    copy_signing_key(request.getfixturevalue("issuer_key_file"), settings)
     return settings
 
 
@@ -116,13 +116,13 @@ def module_settings(
         server: PostgresServer = request.getfixturevalue("postgres_server")
         name = f"{server.prefix}_m{uuid.uuid4().hex[:8]}"
         settings = Settings(data_dir=data_dir, database_url=server.create_from_template(name))
-        copy_signing_key(request.getfixturevalue("signing_key"), settings)
+        copy_signing_key(request.getfixturevalue("issuer_key_file"), settings)
         yield settings
         server.drop(name)
         return
     settings = Settings(data_dir=data_dir)
     copy_sqlite_template(request.getfixturevalue("sqlite_template"), settings)
-    copy_signing_key(request.getfixturevalue("signing_key"), settings)
+    copy_signing_key(request.getfixturevalue("issuer_key_file"), settings)
     yield settings
 
 

@@ -41,7 +41,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, azurite: Azurite) -
         blob_container=f"dicom-{uuid.uuid4().hex[:12]}",
     )
     copy_sqlite_template(request.getfixturevalue("sqlite_template"), settings)
-    copy_signing_key(request.getfixturevalue("signing_key"), settings)
+    copy_signing_key(request.getfixturevalue("issuer_key_file"), settings)
     return settings
 
 
