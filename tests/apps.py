@@ -17,9 +17,27 @@ from dicom_emulator.app import create_app
 from dicom_emulator.config import Settings
 from dicom_emulator.services.auth import DevelopmentIssuer
 
-# Settings that only the lifespan reads (where the data is, which port DIMSE listens on): an app built for
-# other values of these is reused. Every other field is part of the pool's key.
-_PER_RUN_FIELDS = {"data_dir", "database_url", "dimse_port"}
+# Settings that only the lifespan reads (where the data is, which port DIMSE listens on, the blob container,
+# event sinks, job intervals, the issuer key): an app built for other values of these is reused. Every other
+# field is part of the pool's key. Tests give several of them fresh values each time (a container and a webhook
+# URL per test): keyed on them, every such test built its own app (~170 ms).
+_PER_RUN_FIELDS = {
+    "data_dir",
+    "database_url",
+    "dimse_port",
+    "blob_url",
+    "blob_connection_string",
+    "blob_container",
+    "event_sinks",
+    "event_topic",
+    "event_service_host",
+    "auth_signing_key_path",
+    "job_poll_interval",
+    "job_lease_seconds",
+    "expiry_interval_seconds",
+    "reindex_batch_size",
+    "reindex_batch_pause",
+}
 
 
 class AppPool:
