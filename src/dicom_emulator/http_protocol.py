@@ -42,6 +42,7 @@ def limited_protocol(settings: Settings) -> type[HttpToolsProtocol]:
             self._timer: asyncio.TimerHandle | None = None
             self._in_headers = True
             self._header_bytes = 0
+            self._headers_seen = 0  # header blocks completed on this connection
 
         def _arm(self, seconds: float, reason: str) -> None:
             self._disarm()
@@ -75,10 +76,11 @@ def limited_protocol(settings: Settings) -> type[HttpToolsProtocol]:
 
         def data_received(self, data: bytes) -> None:
             counting = self._in_headers
+            headers_seen = self._headers_seen
             super().data_received(data)
             # Counted only while the headers are still incomplete after this chunk: a chunk that ends the
-            # headers may carry any amount of body behind them.
-            if counting and self._in_headers and not self.transport.is_closing():
+            # headers may carry any amount of body behind them (and even a whole message).
+            if counting and headers_seen == self._headers_seen and not self.transport.is_closing():
                 self._header_bytes += len(data)
                 if self._header_bytes > settings.max_header_size:
                     self._disarm()
@@ -92,6 +94,7 @@ def limited_protocol(settings: Settings) -> type[HttpToolsProtocol]:
 
         def on_headers_complete(self) -> None:
             self._in_headers = False
+            self._headers_seen += 1
             self._header_bytes = 0
             self._arm(settings.body_timeout, "no request body bytes in time")
             super().on_headers_complete()
@@ -101,12 +104,11 @@ def limited_protocol(settings: Settings) -> type[HttpToolsProtocol]:
             super().on_body(body)
 
         def on_message_complete(self) -> None:
-            self._disarm()
-            super().on_message_complete()
-
-        def on_response_complete(self) -> None:
+            # The next bytes start the next request's header block. Not at the response's end: an early answer
+            # (a 413 before the body is read) can go out while the rest of this request's body is on its way.
             self._in_headers = True
             self._header_bytes = 0
-            super().on_response_complete()
+            self._disarm()
+            super().on_message_complete()
 
     return LimitedHttpProtocol

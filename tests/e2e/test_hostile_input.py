@@ -138,3 +138,29 @@ def test_json_bodies_are_capped_and_deep_nesting_is_400(limited: Emulator, body:
         dicom_json = {"Content-Type": "application/dicom+json", "Accept": "application/dicom+json"}
         assert client.post("/v2/workitems", content=body, headers=dicom_json).status_code == status
     assert "Traceback" not in limited.output()
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One HTTP response with a Content-Length body, read from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = next(int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_the_rest_of_a_refused_body_is_not_taken_for_the_next_request_headers(limited: Emulator) -> None:
+    # A 413 goes out before the body has arrived; the body bytes that follow it are still that request's body,
+    # so a next request on the connection is served, not answered 431 as if they were its header block.
+    body = b"[" + b" " * 199_998 + b"]"
+    host, port = limited.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        head = b"POST /v2/extendedquerytags HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:20_000])
+        assert _read_response(sock).startswith(b"HTTP/1.1 413 ")
+        sock.sendall(body[20_000:] + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(sock).startswith(b"HTTP/1.1 200 ")
