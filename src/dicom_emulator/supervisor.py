@@ -10,7 +10,7 @@ How: ``cli`` (startup.py) binds the HTTP socket (so ``--port 0`` resolves to one
 prepares storage once (data directory, migrations, default partition, stale spool files); the
 supervisor then forks the workers.
 Each worker runs uvicorn on the inherited socket (the kernel hands each connection to one of them) and
-its own app lifespan; the DIMSE port is bound by every worker with SO_REUSEPORT. Workers die with the
+its own app lifespan; the DIMSE socket, bound by serve too, is accepted from by every worker. Workers die with the
 supervisor (PR_SET_PDEATHSIG), so a ``kill -9`` of the supervisor is a crash of the whole emulator and
 never leaves orphans holding the ports. A worker that crashes later is restarted; a worker that fails
 while starting (e.g. the DIMSE port is taken) stops the emulator with its exit status.
