@@ -27,7 +27,7 @@ from pydicom import Dataset
 from dicom_emulator.dicom import status
 from dicom_emulator.dicom.frames import frames_json_for
 from dicom_emulator.dicom.identifiers import is_valid_uid
-from dicom_emulator.dicom.indexing import number_of_frames, series_index_values, study_index_values
+from dicom_emulator.dicom.indexing import memo_first_value, number_of_frames, series_index_values, study_index_values
 from dicom_emulator.dicom.json_model import ViewMemo, dataset_to_json
 from dicom_emulator.dicom.reading import InvalidDicomInstanceError, ParsedInstance, read_instance
 from dicom_emulator.dicom.tags import CORE_QUERY_TAGS
@@ -66,6 +66,8 @@ class _Prepared:
     metadata_json: str = ""
     metadata: dict[str, Any] | None = None
     frames_json: str | None = None
+    # The element views validation and the metadata JSON built; the index values are read from them too.
+    memo: ViewMemo | None = None
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
@@ -136,7 +138,7 @@ def _prepare(
     # Frame byte ranges, so frame retrieval never parses the file (architecture invariant 4, §3.4).
     with open(path, "rb") as fh:
         frames_json = frames_json_for(fh, parsed)
-    return _Prepared(parsed, outcome, json.dumps(metadata, separators=(",", ":")), metadata, frames_json)
+    return _Prepared(parsed, outcome, json.dumps(metadata, separators=(",", ":")), metadata, frames_json, memo)
 
 
 class StoreService:
@@ -397,6 +399,7 @@ def _new_instance(prepared: _Prepared, request: StoreRequest) -> NewInstance:
     assert prepared.parsed is not None
     assert outcome.study_uid and outcome.series_uid and outcome.sop_uid
     ds = prepared.parsed.dataset
+    first = memo_first_value(ds, prepared.memo) if prepared.memo is not None else None
     # A fresh suffix per version: an upsert never overwrites the file the current version uses.
     suffix = uuid.uuid4().hex[:12]
     return NewInstance(
@@ -408,10 +411,10 @@ def _new_instance(prepared: _Prepared, request: StoreRequest) -> NewInstance:
         transfer_syntax=prepared.parsed.transfer_syntax,
         blob_key=f"{request.partition_key}/{outcome.study_uid}/{outcome.series_uid}/{outcome.sop_uid}.{suffix}.dcm",
         size=prepared.parsed.file_size,
-        number_of_frames=number_of_frames(ds),
+        number_of_frames=number_of_frames(ds, first),
         metadata_json=prepared.metadata_json,
-        study_values=study_index_values(ds),
-        series_values=series_index_values(ds),
+        study_values=study_index_values(first or ds),
+        series_values=series_index_values(first or ds),
         expires_at=request.expires_at,
         metadata=prepared.metadata,
         frames_json=prepared.frames_json,
