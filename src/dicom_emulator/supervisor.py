@@ -9,10 +9,10 @@ feed's database-issued sequence.
 How: ``cli`` (startup.py) binds the HTTP socket (so ``--port 0`` resolves to one port for all) and
 prepares storage once (data directory, migrations, default partition, stale spool files); the
 supervisor then forks the workers.
-Each worker runs uvicorn on the inherited socket (the kernel hands each connection to one of them) and
-its own app lifespan; the DIMSE socket, bound by serve too, is accepted from by every worker. Workers die with the
-supervisor (PR_SET_PDEATHSIG), so a ``kill -9`` of the supervisor is a crash of the whole emulator and
-never leaves orphans holding the ports. A worker that crashes later is restarted; a worker that fails
+Each worker runs uvicorn and its own app lifespan on the inherited socket, a new connection going to the
+worker with the fewest open ones (http_accept.py); the DIMSE socket, bound by serve too, is accepted from by
+every worker. Workers die with the supervisor (PR_SET_PDEATHSIG), so a ``kill -9`` of the supervisor is a
+crash of the whole emulator and never leaves orphans holding the ports. A worker that crashes later is restarted; a worker that fails
 while starting (e.g. the DIMSE port is taken) stops the emulator with its exit status.
 """
 
@@ -28,6 +28,7 @@ import time
 from types import FrameType
 
 from dicom_emulator.config import Settings
+from dicom_emulator.http_accept import ConnectionShares, WorkerServer
 
 logger = logging.getLogger("dicom_emulator")
 
@@ -49,14 +50,16 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _run_worker(settings: Settings, sock: socket.socket, config_kwargs: dict[str, object]) -> int:
+def _run_worker(
+    settings: Settings, sock: socket.socket, config_kwargs: dict[str, object], shares: ConnectionShares
+) -> int:
     import uvicorn
 
     from dicom_emulator.app import create_app
 
     config = uvicorn.Config(create_app(settings), **config_kwargs)  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+    server = WorkerServer(config, sock, shares, settings.worker_index)
+    server.run()
     # uvicorn leaves started=False when the lifespan failed (e.g. the DIMSE port was taken).
     return 0 if server.started else 3
 
@@ -70,6 +73,8 @@ class Supervisor:
         self.count = settings.resolved_workers
         self.children: dict[int, tuple[int, float]] = {}  # pid -> (worker index, start time)
         self.stopping = False
+        # Shared with the forked workers: each one's open HTTP connections, for balanced accepts (http_accept.py).
+        self.shares = ConnectionShares(self.count)
 
     def run(self, sock: socket.socket) -> int:
         """Serve on ``sock`` (bound and listening; storage already prepared) until SIGTERM/SIGINT."""
@@ -94,7 +99,7 @@ class Supervisor:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 _die_with_parent(parent)
                 settings = self.settings.model_copy(update={"worker_index": index})
-                status = _run_worker(settings, sock, self.config_kwargs)
+                status = _run_worker(settings, sock, self.config_kwargs, self.shares)
             except BaseException:  # noqa: BLE001 - a worker must never return into the supervisor's code
                 logging.getLogger(__name__).exception("worker %d failed", index)
             finally:

@@ -87,6 +87,31 @@ def test_two_workers_share_one_store_and_one_change_feed(tmp_path: Path) -> None
             assert list(pool.map(store, associations)) == [[0x0000] * 4] * 6
         with httpx.Client(base_url=emulator.base_url, timeout=60) as client:
             assert len(client.get(f"/v2/studies/{dimse_study}/instances", headers=ACCEPT).json()) == 18
+        # Four keep-alive connections opened at once: two per worker (http_accept.py), not all on the first
+        # worker to wake, as ingest with four clients would then run on one core.
+        port = int(emulator.base_url.rsplit(":", 1)[1])
+        for _ in range(3):
+            clients = [httpx.Client(base_url=emulator.base_url, timeout=60) for _ in range(4)]
+            with ThreadPoolExecutor(4) as pool:
+                assert list(pool.map(lambda c: c.get("/health").status_code, clients)) == [200] * 4
+            per_worker = {worker: _established(worker, port) for worker in _children(emulator.pid)}
+            assert sorted(per_worker.values()) == [2, 2], per_worker
+            for client in clients:
+                client.close()
+
+
+def _established(pid: int, port: int) -> int:
+    """ESTABLISHED sockets of process ``pid`` whose local port is ``port`` (/proc/net/tcp state 01, fd inodes)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    rows = [row.split() for row in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for row in rows if row[1].endswith(f":{port:04X}") and row[3] == "01" and row[9] in inodes)
 
 
 def _listening_sockets(port: int) -> int:
