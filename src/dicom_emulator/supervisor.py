@@ -12,8 +12,9 @@ supervisor then forks the workers.
 Each worker runs uvicorn and its own app lifespan on the inherited socket, a new connection going to the
 worker with the fewest open ones (http_accept.py); the DIMSE socket, bound by serve too, is accepted from by
 every worker. Workers die with the supervisor (PR_SET_PDEATHSIG), so a ``kill -9`` of the supervisor is a
-crash of the whole emulator and never leaves orphans holding the ports. A worker that crashes later is restarted; a worker that fails
-while starting (e.g. the DIMSE port is taken) stops the emulator with its exit status.
+crash of the whole emulator and never leaves orphans holding the ports. A worker that crashes later is
+restarted; a worker that fails while starting (its app lifespan failed) stops the emulator with its exit
+status.
 """
 
 from __future__ import annotations
