@@ -36,13 +36,16 @@ SERVICE_WIDE = (changefeed, extended_query_tags, operations, partitions)
 
 def build_router() -> APIRouter:
     router = APIRouter()
+    # DICOMweb first: routes are matched in order, twice per request (FastAPI), and every other path here
+    # (/health, /emulator/..., /{tenant}/oauth2/...) has a shape no versioned route matches, so the order
+    # only decides how many routes a STOW, QIDO or WADO request is compared against before its own.
+    for area in PARTITION_AWARE:
+        router.include_router(area.router, prefix="/{version}")
     router.include_router(system.router)
     router.include_router(faults.router)
     router.include_router(emulator_page.router)
     router.include_router(events.router)
     router.include_router(identity.router)
-    for area in PARTITION_AWARE:
-        router.include_router(area.router, prefix="/{version}")
     for area in SERVICE_WIDE:
         router.include_router(area.router)
     for area in PARTITION_AWARE:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from dicom_emulator import json_text
 from dicom_emulator.dicom.json_model import filter_json
 from dicom_emulator.dicom.query import ParsedQuery, parse_qido
 from dicom_emulator.dicom.tags import (
@@ -74,7 +74,8 @@ class SearchService:
 
         def _read(conn: Connection) -> tuple[SearchRequest, SearchPage]:
             request = self._parse(ready_tags_sync(conn), params, resource, study_uid=study_uid, series_uid=series_uid)
-            return request, _page(conn, request, partition_key, study_uid, series_uid)
+            computed = _returned_tags(request.query, api_major, study_uid, series_uid) & COMPUTED_TAGS.keys()
+            return request, _page(conn, request, partition_key, study_uid, series_uid, computed)
 
         request, page = await self.index.read(_read)
         return request, self._shape_page(request, page, api_major, study_uid, series_uid)
@@ -113,7 +114,8 @@ class SearchService:
         series_uid: str | None = None,
     ) -> list[dict[str, Any]]:
         """One page of DICOM JSON results; empty list when nothing matched (the route answers 204)."""
-        page = await self.index.read(_page, request, partition_key, study_uid, series_uid)
+        computed = _returned_tags(request.query, api_major, study_uid, series_uid) & COMPUTED_TAGS.keys()
+        page = await self.index.read(_page, request, partition_key, study_uid, series_uid, computed)
         return self._shape_page(request, page, api_major, study_uid, series_uid)
 
     @staticmethod
@@ -123,15 +125,20 @@ class SearchService:
         if not page.hits:
             return []
         query = request.query
-        parsed = {w: json.loads(t) for w, t in page.metadata.items()}
+        parsed = {w: json_text.loads(t) for w, t in page.metadata.items()}
         tags = _returned_tags(query, api_major, study_uid, series_uid)
         return [_shape(hit, parsed, tags, query.resource) for hit in page.hits]
 
 
 def _page(
-    conn: Connection, request: SearchRequest, partition_key: int, study_uid: str | None, series_uid: str | None
+    conn: Connection,
+    request: SearchRequest,
+    partition_key: int,
+    study_uid: str | None,
+    series_uid: str | None,
+    computed: set[int],
 ) -> SearchPage:
-    """The page of a parsed request, with its metadata, on ``conn``."""
+    """The page of a parsed request, with its metadata and the ``computed`` attributes it returns, on ``conn``."""
     return search_page(
         conn,
         request.query,
@@ -139,6 +146,7 @@ def _page(
         study_uid=study_uid,
         series_uid=series_uid,
         extended_keys=request.extended_keys,
+        computed=computed,
     )
 
 

@@ -7,7 +7,7 @@ that are grouped afterwards), newest first by watermark (azure-behaviour §4.5).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +24,14 @@ from dicom_emulator.dicom.query import (
     UidList,
     Wildcard,
 )
-from dicom_emulator.dicom.tags import CORE_QUERY_TAGS_BY_TAG, MODALITIES_IN_STUDY, MODALITY, Level
+from dicom_emulator.dicom.tags import (
+    CORE_QUERY_TAGS_BY_TAG,
+    MODALITIES_IN_STUDY,
+    MODALITY,
+    NUMBER_OF_SERIES_RELATED_INSTANCES,
+    NUMBER_OF_STUDY_RELATED_INSTANCES,
+    Level,
+)
 from dicom_emulator.storage.models import ExtendedQueryTagValue, Instance, Series, Study
 
 # Core attribute → (column, fuzzy-words column); the level is implied by the table.
@@ -170,6 +177,7 @@ def search_page(
     study_uid: str | None = None,
     series_uid: str | None = None,
     extended_keys: Mapping[int, int] | None = None,
+    computed: Collection[int] | None = None,
 ) -> SearchPage:
     """:func:`search` plus the metadata of the hits, on one connection (one thread hop per QIDO request)."""
     hits = search(
@@ -179,6 +187,7 @@ def search_page(
         study_uid=study_uid,
         series_uid=series_uid,
         extended_keys=extended_keys,
+        computed=computed,
     )
     watermarks = {h.study_watermark for h in hits}
     watermarks |= {h.series_watermark for h in hits if h.series_watermark is not None}
@@ -201,8 +210,14 @@ def search(
     study_uid: str | None = None,
     series_uid: str | None = None,
     extended_keys: Mapping[int, int] | None = None,
+    computed: Collection[int] | None = None,
 ) -> list[SearchHit]:
-    """Run a parsed QIDO query and return one page of hits."""
+    """Run a parsed QIDO query and return one page of hits.
+
+    ``computed``: which computed attributes the answer returns (ModalitiesInStudy, the Number of Study/Series
+    Related Instances); each costs a grouped query, and no level returns them unless asked for
+    (includefield), so an exact-match query runs only its own. None computes all three.
+    """
     by_level: dict[Level, list[ColumnElement[bool]]] = {Level.STUDY: [], Level.SERIES: [], Level.INSTANCE: []}
     modality_filters: list[ColumnElement[bool]] = []
     for cond in query.conditions:
@@ -269,33 +284,36 @@ def search(
             for w, sk, w2, stk, sw in conn.execute(stmt).all()
         ]
     if hits:
-        _computed(conn, hits)
+        _computed(conn, hits, computed)
     return hits
 
 
-def _computed(conn: Connection, hits: list[SearchHit]) -> None:
-    """Instance counts and modalities of the page's studies and series, in two grouped queries."""
+def _computed(conn: Connection, hits: list[SearchHit], wanted: Collection[int] | None) -> None:
+    """Instance counts and modalities of the page's studies and series, in grouped queries (those ``wanted``)."""
     study_keys = {h.study_key for h in hits}
-    counts = dict(
-        conn.execute(
-            select(Instance.study_key, func.count())
-            .where(Instance.study_key.in_(study_keys))
-            .group_by(Instance.study_key)
-        ).all()
-    )
+    counts: dict[int, int] = {}
+    if wanted is None or NUMBER_OF_STUDY_RELATED_INSTANCES in wanted:
+        counts = dict(
+            conn.execute(
+                select(Instance.study_key, func.count())
+                .where(Instance.study_key.in_(study_keys))
+                .group_by(Instance.study_key)
+            ).all()
+        )
     modalities: dict[int, list[str]] = {}
-    rows = conn.execute(
-        select(Series.study_key, Series.modality)
-        .where(Series.study_key.in_(study_keys), Series.modality.is_not(None))
-        .distinct()
-        .order_by(Series.study_key, Series.modality)
-    )
-    for key, modality in rows.all():
-        if modality is not None:
-            modalities.setdefault(key, []).append(modality)
+    if wanted is None or MODALITIES_IN_STUDY in wanted:
+        rows = conn.execute(
+            select(Series.study_key, Series.modality)
+            .where(Series.study_key.in_(study_keys), Series.modality.is_not(None))
+            .distinct()
+            .order_by(Series.study_key, Series.modality)
+        )
+        for key, modality in rows.all():
+            if modality is not None:
+                modalities.setdefault(key, []).append(modality)
     series_keys = {h.series_key for h in hits if h.series_key is not None}
     series_counts: dict[int, int] = {}
-    if series_keys:
+    if series_keys and (wanted is None or NUMBER_OF_SERIES_RELATED_INSTANCES in wanted):
         series_counts = dict(
             conn.execute(
                 select(Instance.series_key, func.count())
