@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
+from pydicom import Dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from dicom_emulator.dicom.reading import ParsedInstance
@@ -129,20 +130,41 @@ def _int_value(value: Any) -> int | None:
         return None
 
 
+_GEOMETRY_TAGS = {
+    "Rows": 0x00280010,
+    "Columns": 0x00280011,
+    "BitsAllocated": 0x00280100,
+    "SamplesPerPixel": 0x00280002,
+    "NumberOfFrames": 0x00280008,
+    "PhotometricInterpretation": 0x00280004,
+}
+
+
+def _by_tag(ds: Dataset) -> Callable[[str], Any]:
+    """``ds.get(keyword)`` for the geometry attributes, by tag: pydicom's keyword lookup cost more than the value."""
+
+    def get(keyword: str) -> Any:
+        tag = _GEOMETRY_TAGS[keyword]
+        return ds[tag].value if tag in ds._dict else None
+
+    return get
+
+
 def geometry_from(header: Any) -> ImageGeometry | None:
     """Frame geometry from a pydicom dataset (header only), or None when Rows/Columns/BitsAllocated are missing.
 
     Azure's ``TryGetPixelData`` needs BitsAllocated, Columns, Rows and PixelData (azure-behaviour §3.4); a
     missing or zero value means there are no frames. ``NumberOfFrames`` defaults to 1 (PS3.3 §C.7.6.6).
     """
-    rows = _int_value(header.get("Rows"))
-    columns = _int_value(header.get("Columns"))
-    bits = _int_value(header.get("BitsAllocated"))
+    get = _by_tag(header) if isinstance(header, Dataset) else header.get
+    rows = _int_value(get("Rows"))
+    columns = _int_value(get("Columns"))
+    bits = _int_value(get("BitsAllocated"))
     if not rows or not columns or not bits:
         return None
-    samples = _int_value(header.get("SamplesPerPixel")) or 1
-    frames = _int_value(header.get("NumberOfFrames"))
-    photometric = header.get("PhotometricInterpretation") or ""
+    samples = _int_value(get("SamplesPerPixel")) or 1
+    frames = _int_value(get("NumberOfFrames"))
+    photometric = get("PhotometricInterpretation") or ""
     return ImageGeometry(
         rows=rows,
         columns=columns,
