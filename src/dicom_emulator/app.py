@@ -49,7 +49,6 @@ from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
 from dicom_emulator.services.workitems import WorkitemService
-from dicom_emulator.storage.azure_blobs import AzureBlobStore, container_client
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, migrate, session_factory
@@ -155,6 +154,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await partitions.check_start()
             blobs: BlobStore
             if settings.azure_blobs:
+                # Imported only for this backend: the Azure SDK is the package's costliest import.
+                from dicom_emulator.storage.azure_blobs import AzureBlobStore, container_client
+
                 azure = AzureBlobStore(
                     container_client(
                         url=settings.blob_url,

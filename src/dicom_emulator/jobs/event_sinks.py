@@ -14,12 +14,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dicom_emulator.config import EventSinkSettings
 from dicom_emulator.services.event_envelopes import CLOUD_EVENTS_SCHEMA, validation_event
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ class WebhookSink:
 
     @property
     def client(self) -> httpx.AsyncClient:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.settings.timeout, follow_redirects=False)
         return self._client
@@ -114,6 +117,8 @@ class WebhookSink:
         }
 
     async def validate(self, *, code: str, url: str, topic: str, now: datetime) -> Validation:
+        import httpx  # imported by the webhook sink only (a tenth of a second of every start otherwise)
+
         assert self.settings.url is not None
         try:
             if self.settings.delivery_schema == CLOUD_EVENTS_SCHEMA:
@@ -157,6 +162,8 @@ class WebhookSink:
         return Validation("failed", f"HTTP {response.status_code}, WebHook-Allowed-Origin {allowed!r}")
 
     async def deliver(self, events: list[dict[str, Any]], *, delivery_count: int) -> Delivery:
+        import httpx
+
         assert self.settings.url is not None
         payload: Any
         if self.settings.delivery_schema == CLOUD_EVENTS_SCHEMA:

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -232,7 +231,8 @@ class AuthService:
     @classmethod
     async def create(cls, settings: Settings) -> AuthService:
         dev = None
-        if settings.auth_authority is None and settings.auth_jwks_url is None:
+        # Only with --auth: without it nothing reads the key, and making one is the costliest step of a start.
+        if settings.auth and settings.auth_authority is None and settings.auth_jwks_url is None:
             path = settings.auth_signing_key_path
             if path is None and not settings.in_memory:
                 path = settings.data_dir / "auth-signing-key.pem"
@@ -334,6 +334,8 @@ class AuthService:
         async with self._lock:
             if self._keys and time.monotonic() - self._refreshed < JWKS_REFRESH_COOLDOWN:
                 return
+            import httpx  # only with an authority or JWKS URL: not paid by every start
+
             try:
                 async with httpx.AsyncClient(timeout=10.0) as client:
                     jwks_url = self.jwks_url

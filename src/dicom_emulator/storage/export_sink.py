@@ -17,19 +17,16 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
-
 from dicom_emulator.errors import BadRequestError
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
+
+# The Azure SDK is imported where an export uses it: it is the costliest import of the package (about a tenth of
+# a second), and most emulators never export.
 
 # Azurite's development account (public, documented by Microsoft); a managed identity cannot be emulated, so a URI
 # on this account is written with its key instead.
@@ -96,6 +93,8 @@ def _without_query(url: str) -> str:
 
 
 def _container_client(destination: BlobDestination) -> ContainerClient:
+    from azure.storage.blob import BlobServiceClient, ContainerClient
+
     if destination.container_uri is not None:
         uri = destination.container_uri
         has_sas = "sig=" in (urlsplit(uri).query or "")
@@ -139,6 +138,14 @@ class AzureBlobExportSink:
 
         Failures here are the client's (a missing container, bad credentials): 400 with Azure's messages.
         """
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
         sink = cls(_container_client(destination), operation_id)
         names = {"account": sink.account, "container": sink.container.container_name}
         try:
@@ -168,6 +175,9 @@ class AzureBlobExportSink:
         Raises :class:`DestinationError` for a 4xx of the destination (the operation fails) and lets other errors
         through (the caller skips the instance and logs it).
         """
+        from azure.core.exceptions import HttpResponseError
+        from azure.storage.blob import BlobBlock
+
         blob = self.container.get_blob_client(f"{self.operation_id}/results/{study}/{series}/{sop}.dcm")
         blocks: list[BlobBlock] = []
         try:
