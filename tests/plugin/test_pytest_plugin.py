@@ -24,16 +24,12 @@ def _readme_example() -> str:
     return block.group(1)
 
 
-def test_readme_example_runs(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_user=_readme_example())
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=3)
-
-
-def test_shared_fresh_and_settings(pytester: pytest.Pytester) -> None:
+def test_readme_example_shared_fresh_settings_and_start_failures(pytester: pytest.Pytester) -> None:
+    # One user session with several test files (one pytest subprocess: each costs seconds): the README's example,
+    # shared and fresh emulators, settings by marker and a data directory, and starts that fail.
     pytester.makepyfile(
-        test_user="""
-        import json
+        test_a_readme=_readme_example(),
+        test_b_shared="""
         import urllib.request
 
         import pytest
@@ -72,28 +68,8 @@ def test_shared_fresh_and_settings(pytester: pytest.Pytester) -> None:
             emulator = dicom_emulator_factory(data_dir=tmp_path / "store", fresh=True)
             assert (tmp_path / "store" / "index.sqlite").is_file()
             assert "'blobs': 'memory'" not in emulator.output()
-        """
-    )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=6)
-
-
-def test_ini_defaults(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\ndicom_emulator_settings =\n    loose=true\n    ae_title=SUITE_AE\n")
-    pytester.makepyfile(
-        test_user="""
-        def test_defaults(dicom_emulator):
-            assert dicom_emulator.settings["loose"] == "true"
-            assert "'loose': True" in dicom_emulator.output()
-        """
-    )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=1)
-
-
-def test_start_failure_is_one_clear_line(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        test_user="""
+        """,
+        test_c_failures="""
         import pytest
 
         @pytest.mark.dicom_emulator(database_url="postgresql://nobody@127.0.0.1:1/none")
@@ -103,10 +79,10 @@ def test_start_failure_is_one_clear_line(pytester: pytest.Pytester) -> None:
         @pytest.mark.dicom_emulator(no_such_setting=1)
         def test_unknown_setting(dicom_emulator):
             pass
-        """
+        """,
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(errors=2)
+    result.assert_outcomes(passed=9, errors=2)
     result.stdout.fnmatch_lines(
         [
             "*dicom-emulator: error: cannot connect to PostgreSQL at postgresql+asyncpg://nobody:***@127.0.0.1:1/none*",
@@ -115,10 +91,15 @@ def test_start_failure_is_one_clear_line(pytester: pytest.Pytester) -> None:
     )
 
 
-def test_fresh_for_every_test_from_ini(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\ndicom_emulator_settings =\n    fresh=true\n")
+def test_ini_settings_and_fresh_for_every_test(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ndicom_emulator_settings =\n    loose=true\n    ae_title=SUITE_AE\n    fresh=true\n")
     pytester.makepyfile(
-        test_user="""
+        test_a_defaults="""
+        def test_defaults(dicom_emulator):
+            assert dicom_emulator.settings["loose"] == "true"
+            assert "'loose': True" in dicom_emulator.output()
+        """,
+        test_b_fresh="""
         import pytest
 
         URLS = []
@@ -131,7 +112,7 @@ def test_fresh_for_every_test_from_ini(pytester: pytest.Pytester) -> None:
         @pytest.mark.dicom_emulator(fresh=False)
         def test_shared_on_request(dicom_emulator):
             assert dicom_emulator.url not in URLS
-        """
+        """,
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
