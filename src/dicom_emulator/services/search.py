@@ -72,13 +72,13 @@ class SearchService:
         connection in one hop off the event loop halves what an exact-match query costs on SQLite.
         """
 
-        def _read(conn: Connection) -> tuple[SearchRequest, SearchPage]:
+        def _read(conn: Connection) -> tuple[SearchRequest, set[int], SearchPage]:
             request = self._parse(ready_tags_sync(conn), params, resource, study_uid=study_uid, series_uid=series_uid)
-            computed = _returned_tags(request.query, api_major, study_uid, series_uid) & COMPUTED_TAGS.keys()
-            return request, _page(conn, request, partition_key, study_uid, series_uid, computed)
+            tags = _returned_tags(request.query, api_major, study_uid, series_uid)
+            return request, tags, _page(conn, request, partition_key, study_uid, series_uid, tags)
 
-        request, page = await self.index.read(_read)
-        return request, self._shape_page(request, page, api_major, study_uid, series_uid)
+        request, tags, page = await self.index.read(_read)
+        return request, self._shape_page(request, page, tags)
 
     def _parse(
         self,
@@ -114,19 +114,17 @@ class SearchService:
         series_uid: str | None = None,
     ) -> list[dict[str, Any]]:
         """One page of DICOM JSON results; empty list when nothing matched (the route answers 204)."""
-        computed = _returned_tags(request.query, api_major, study_uid, series_uid) & COMPUTED_TAGS.keys()
-        page = await self.index.read(_page, request, partition_key, study_uid, series_uid, computed)
-        return self._shape_page(request, page, api_major, study_uid, series_uid)
+        tags = _returned_tags(request.query, api_major, study_uid, series_uid)
+        page = await self.index.read(_page, request, partition_key, study_uid, series_uid, tags)
+        return self._shape_page(request, page, tags)
 
     @staticmethod
-    def _shape_page(
-        request: SearchRequest, page: SearchPage, api_major: int, study_uid: str | None, series_uid: str | None
-    ) -> list[dict[str, Any]]:
+    def _shape_page(request: SearchRequest, page: SearchPage, tags: set[int]) -> list[dict[str, Any]]:
+        """The DICOM JSON of each hit: the returned ``tags`` (level defaults, includefield, filters, route UIDs)."""
         if not page.hits:
             return []
         query = request.query
         parsed = {w: json_text.loads(t) for w, t in page.metadata.items()}
-        tags = _returned_tags(query, api_major, study_uid, series_uid)
         return [_shape(hit, parsed, tags, query.resource) for hit in page.hits]
 
 
@@ -136,9 +134,9 @@ def _page(
     partition_key: int,
     study_uid: str | None,
     series_uid: str | None,
-    computed: set[int],
+    returned: set[int],
 ) -> SearchPage:
-    """The page of a parsed request, with its metadata and the ``computed`` attributes it returns, on ``conn``."""
+    """The page of a parsed request, with its metadata and the computed attributes among ``returned``, on ``conn``."""
     return search_page(
         conn,
         request.query,
@@ -146,7 +144,7 @@ def _page(
         study_uid=study_uid,
         series_uid=series_uid,
         extended_keys=request.extended_keys,
-        computed=computed,
+        computed=returned & COMPUTED_TAGS.keys(),
     )
 
 
