@@ -49,6 +49,7 @@ from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
 from dicom_emulator.services.workitems import WorkitemService
+from dicom_emulator.spool_files import SpoolFiles
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
 from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, migrate, session_factory
@@ -141,6 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gateway: DimseGateway | None = None
         index: SqlIndex | None = None
         spool: SpoolDirectory | None = None
+        spool_files: SpoolFiles | None = None
+        tags: SqlTagStore | None = None
         sweeper: asyncio.Task[None] | None = None
         try:
             if settings.migrate_on_start:
@@ -181,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     logger.info("start-up sweep: removed %d spool files of dead processes", removed)
                 spool = SpoolDirectory(settings.spool_dir)
                 spool_dir = spool.path
+            spool_files = SpoolFiles(spool_dir)
             sessions = index.sessions
             tags = SqlTagStore(sessions, sync_engine=sync_engine)
             jobs = SqlJobStore(sessions)
@@ -227,6 +231,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.runtime = Runtime(
                 settings=settings,
                 spool_dir=spool_dir,
+                spool_files=spool_files,
                 store=store,
                 retrieve=retrieve,
                 search=SearchService(index, tags, loose=settings.loose),
@@ -288,7 +293,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await runner.stop()
             if index is not None:
                 index.close()
+            if tags is not None:
+                tags.close()
             await engine.dispose()
+            if spool_files is not None:
+                spool_files.close()
             if tmp is not None:
                 tmp.cleanup()
             if spool is not None:

@@ -28,6 +28,7 @@ from dicom_emulator.services.retrieve import RetrieveService
 from dicom_emulator.services.search import SearchService
 from dicom_emulator.services.store import StoreService
 from dicom_emulator.services.workitems import WorkitemService
+from dicom_emulator.spool_files import SpoolFiles
 
 
 @dataclass(slots=True)
@@ -36,6 +37,7 @@ class Runtime:
 
     settings: Settings
     spool_dir: Path
+    spool_files: SpoolFiles  # new files in spool_dir, made ahead of need (STOW parts, C-STORE data sets)
     store: StoreService
     retrieve: RetrieveService
     search: SearchService

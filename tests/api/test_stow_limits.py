@@ -28,7 +28,7 @@ async def test_part_over_limit_is_413(client: httpx.AsyncClient, settings: Setti
     assert (r.status_code, r.text) == (413, "The request exceeded the allowed limit of 4096 bytes.")
     assert (await client.get("/v2/studies", headers=ACCEPT)).status_code == 204
     # Each app spools into a directory of its own there, holding only its lock file (storage/sweep.py).
-    assert [p for p in settings.spool_dir.rglob("*") if p.is_file() and p.name != ".lock"] == []
+    assert [p for p in settings.spool_dir.rglob("*") if p.is_file() and not p.name.startswith(".")] == []
 
 
 async def test_empty_patient_id_fails_v1_and_warns_v2(client: httpx.AsyncClient) -> None:

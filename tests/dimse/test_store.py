@@ -121,4 +121,4 @@ async def test_spool_is_empty_after_stores(dimse: DimseApp) -> None:
     statuses = await asyncio.to_thread(scu.store, dimse.port, [good, bad])
     assert [s.Status for s in statuses] == [0x0000, 0xA900]
     runtime = dimse.app.state.runtime
-    assert [p for p in runtime.spool_dir.iterdir() if p.is_file() and p.name != ".lock"] == []
+    assert [p for p in runtime.spool_dir.iterdir() if p.is_file() and not p.name.startswith(".")] == []

@@ -83,7 +83,7 @@ class Emulator:
         # Each process spools into tmp/<pid>-<token>/ and holds a .lock file there (storage/sweep.py).
         if not self.spool_dir.exists():
             return set()
-        return {p for p in self.spool_dir.rglob("*") if p.is_file() and p.name != ".lock"}
+        return {p for p in self.spool_dir.rglob("*") if p.is_file() and not p.name.startswith(".")}
 
 
 def free_port() -> int:

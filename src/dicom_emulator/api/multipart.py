@@ -1,6 +1,6 @@
 """Streaming ``multipart/related`` reading (STOW, §2.2) and writing (WADO, §3.3).
 
-Reading never holds a part in memory: part bodies go to temporary files in ``spool_dir`` as they
+Reading never holds a part in memory: part bodies go to temporary files in the spool directory as they
 arrive, and only a small tail (shorter than the delimiter) plus the current chunk is buffered, so the
 memory used is independent of the body size. The grammar is RFC 2046 §5.1.1:
 
@@ -17,7 +17,6 @@ belongs to the next delimiter is removed.
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dicom_emulator.errors import BadRequestError, PayloadTooLargeError
+from dicom_emulator.spool_files import SpoolFiles
 
 CRLF = b"\r\n"
 # ASP.NET MultipartReader defaults (HeadersLengthLimit, HeadersCountLimit) used by Azure.
@@ -73,21 +73,21 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(PAYLOAD_TOO_LARGE_MESSAGE.format(limit))
 
 
-def _new_spool_file(spool_dir: Path) -> tuple[Path, BinaryIO]:
-    fd, name = tempfile.mkstemp(prefix="part-", suffix=".tmp", dir=spool_dir)
+def _new_spool_file(spool: SpoolFiles) -> tuple[Path, BinaryIO]:
+    path, fd = spool.new_file("part-")
     try:
         handle = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
     except BaseException:
         os.close(fd)
-        Path(name).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
-    return Path(name), handle
+    return path, handle
 
 
 async def spool_body(
     chunks: AsyncIterator[bytes],
     *,
-    spool_dir: Path,
+    spool: SpoolFiles,
     max_size: int,
     content_type: str | None = None,
 ) -> SpooledPart:
@@ -96,7 +96,7 @@ async def spool_body(
     Over ``max_size`` bytes → :class:`PayloadTooLargeError` (413, §2.2) and no file is left
     behind; any other failure (e.g. client disconnect) also removes the file.
     """
-    path, handle = _new_spool_file(spool_dir)
+    path, handle = _new_spool_file(spool)
     size = 0
     try:
         with handle:
@@ -121,7 +121,7 @@ class _MultipartParser:
         chunks: AsyncIterator[bytes],
         boundary: str,
         *,
-        spool_dir: Path,
+        spool: SpoolFiles,
         max_part_size: int,
         default_type: str | None,
     ) -> None:
@@ -131,7 +131,7 @@ class _MultipartParser:
         self._boundary = boundary
         self._dash_boundary = b"--" + boundary.encode("latin-1")
         self._delimiter = CRLF + self._dash_boundary
-        self._spool_dir = spool_dir
+        self._spool = spool
         self._max_part_size = max_part_size
         self._default_type = default_type
         self._buffer = bytearray()
@@ -269,7 +269,7 @@ class _MultipartParser:
 
     async def _read_body(self) -> tuple[Path, int]:
         """Spool bytes up to the next CRLF ``--boundary``; keep only a delimiter-sized tail in memory."""
-        path, handle = _new_spool_file(self._spool_dir)
+        path, handle = _new_spool_file(self._spool)
         self.created.append(path)
         self.pending = path
         keep = len(self._delimiter) - 1
@@ -312,7 +312,7 @@ async def read_multipart(
     chunks: AsyncIterator[bytes],
     boundary: str,
     *,
-    spool_dir: Path,
+    spool: SpoolFiles,
     max_part_size: int,
     default_type: str | None,
 ) -> AsyncIterator[SpooledPart]:
@@ -329,9 +329,7 @@ async def read_multipart(
     yielded, as Azure disposes all entries of a failed request. When the consumer stops early
     (``aclose()``, an exception thrown in), only files not yet handed out are removed.
     """
-    parser = _MultipartParser(
-        chunks, boundary, spool_dir=spool_dir, max_part_size=max_part_size, default_type=default_type
-    )
+    parser = _MultipartParser(chunks, boundary, spool=spool, max_part_size=max_part_size, default_type=default_type)
     try:
         while True:
             try:

@@ -12,7 +12,6 @@ import enum
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
@@ -53,6 +52,7 @@ from dicom_emulator.services.records import InstanceRecord
 from dicom_emulator.services.store import StoreRequest
 from dicom_emulator.services.store_outcome import StoreOutcome
 from dicom_emulator.services.workitems import WorkitemFailure
+from dicom_emulator.spool_files import SpoolFiles
 
 if TYPE_CHECKING:  # pragma: no cover
     from dicom_emulator.runtime import Runtime
@@ -180,24 +180,29 @@ def handle_echo(event: Event, ctx: HandlerContext) -> int:
 # --- Storage ----------------------------------------------------------------------------------------------------
 
 
-def _spool(event: Event, spool_dir: Path) -> Path:
+def _spool(event: Event, spool: SpoolFiles) -> Path:
     """The received data set as a Part 10 file (file meta + the bytes as sent, not re-encoded) in the spool.
 
     The gateway has pynetdicom write each received data set to a temporary file as its P-DATA arrive
     (``STORE_RECV_CHUNKED_DATASET``), so a C-STORE is never held in memory, like a STOW part. That file is
-    moved into the spool (copied when the system temp dir is another filesystem); the store consumes it, and
-    pynetdicom's own best-effort unlink afterwards finds nothing.
+    renamed into the spool under a fresh name (copied when the system temp dir is another filesystem); the
+    store consumes it, and pynetdicom's own best-effort unlink afterwards finds nothing.
     """
-    fd, name = tempfile.mkstemp(prefix="dimse-", suffix=".dcm", dir=spool_dir)
-    path = Path(name)
     try:
+        received = event.dataset_path
+    except ValueError:  # chunked receive is off (pynetdicom configured elsewhere): the data set is in memory
+        path, fd = spool.new_file("dimse-", ".dcm")
         try:
-            received = event.dataset_path
-        except ValueError:  # chunked receive is off (pynetdicom configured elsewhere): the data set is in memory
             with os.fdopen(fd, "wb") as fh:
                 fh.write(event.encoded_dataset(include_meta=True))
-            return path
-        os.close(fd)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+    # A name, not a file: the rename makes the entry, with no second inode (the spool directory is this
+    # process's own, so a counter name is free).
+    path = spool.new_name("dimse-", ".dcm")
+    try:
         try:
             os.replace(received, path)
         except OSError:
@@ -229,7 +234,7 @@ def store_status(outcome: StoreOutcome) -> Dataset | int:
 def handle_store(event: Event, ctx: HandlerContext) -> Dataset | int:
     """C-STORE (PS3.4 B.2): the same StoreService as STOW v2 (validation, index, change feed)."""
     try:
-        path = _spool(event, ctx.runtime.spool_dir)
+        path = _spool(event, ctx.runtime.spool_files)
         store = ctx.runtime.store
         if store.stores_blocking:
             # Stored in this association thread: no hop through the event loop (services/store.py).

@@ -62,7 +62,8 @@ def sweep_spool(root: Path, *, loose_file_age: float = 3600.0) -> int:
             if entry.is_dir():
                 if _owner_alive(entry):
                     continue
-                removed += sum(1 for p in entry.rglob("*") if p.is_file() and p.name != LOCK_NAME)
+                # Files not yet holding data (the lock, SpoolFiles reserve) are not counted.
+                removed += sum(1 for p in entry.rglob("*") if p.is_file() and not p.name.startswith("."))
                 shutil.rmtree(entry, ignore_errors=True)
             elif entry.stat().st_mtime < cutoff:
                 # Spool files of versions without per-process directories: only the old ones, they may be live.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,8 +138,24 @@ _READY_TAGS = select(_TAGS).where(_TAGS.c.status == STATUS_READY).order_by(_TAGS
 _ACTIVE_TAGS = select(_TAGS).where(_TAGS.c.status.in_((STATUS_ADDING, STATUS_READY))).order_by(_TAGS.c.tag_key)
 
 
+# The store path reads the active tags twice per request on a SQLite file (before validation, then inside the
+# store transaction): as one raw statement on the DB-API connection, since SQLAlchemy's checkout and result
+# machinery cost about 20 times the query itself on this small, usually empty table.
+_ACTIVE_TAGS_SQL = (
+    "SELECT tag_key, path, vr, level, private_creator, status, query_status, error_count, operation_id"
+    f" FROM {ExtendedQueryTag.__tablename__} WHERE status IN (?, ?) ORDER BY tag_key"
+)
+
+
+def _active_tags_sqlite(dbapi_conn: sqlite3.Connection) -> list[TagRecord]:
+    rows = dbapi_conn.execute(_ACTIVE_TAGS_SQL, (STATUS_ADDING, STATUS_READY)).fetchall()
+    return [TagRecord(*row) for row in rows]
+
+
 def active_tags_sync(conn: Connection) -> list[TagRecord]:
     """:func:`active_tags` on a synchronous connection (the store transaction, storage/instance_writes.py)."""
+    if conn.dialect.name == "sqlite":
+        return _active_tags_sqlite(cast(sqlite3.Connection, conn.connection.dbapi_connection))
     return [_record(row) for row in conn.execute(_ACTIVE_TAGS)]  # type: ignore[arg-type]
 
 
@@ -152,6 +170,16 @@ class SqlTagStore:
         # A synchronous engine on the same SQLite file lets the store path read the active tags inside its
         # worker thread (storage/instance_writes.py explains why the store path avoids aiosqlite hops).
         self._sync_engine = sync_engine
+        # Read-only DB-API connections on that file for active_blocking, one per concurrent caller.
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+
+    def close(self) -> None:
+        """Close the DB-API connections :meth:`active_blocking` keeps."""
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                return
 
     @property
     def reads_blocking(self) -> bool:
@@ -161,8 +189,20 @@ class SqlTagStore:
     def active_blocking(self) -> list[TagRecord]:
         """:meth:`active` for code already running in a worker thread (needs ``sync_engine``)."""
         assert self._sync_engine is not None
-        with self._sync_engine.connect() as conn:
-            return active_tags_sync(conn)
+        try:
+            reader = self._readers.get_nowait()
+        except queue.Empty:
+            database = self._sync_engine.url.database
+            assert database is not None
+            # Autocommit: each read sees the newest commit of any process (WAL); busy waits as the engine's.
+            reader = sqlite3.connect(database, timeout=30, check_same_thread=False, isolation_level=None)
+        try:
+            tags = _active_tags_sqlite(reader)
+        except BaseException:
+            reader.close()
+            raise
+        self._readers.put(reader)
+        return tags
 
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[AsyncSession]:

@@ -22,6 +22,7 @@ from dicom_emulator.api.multipart import (
 )
 from dicom_emulator.api.negotiation import parse_stow_content_type
 from dicom_emulator.errors import BadRequestError, PayloadTooLargeError
+from dicom_emulator.spool_files import SpoolFiles
 
 BOUNDARY = "0f3cf5c0-70e0-41ef-baef-c6f9f65ec3e1"
 LIMIT = 10 * 1024 * 1024
@@ -66,7 +67,9 @@ async def read_all(
     chunks = chunked(data, chunk_size) if isinstance(data, bytes) else data
     result = []
     async with aclosing(
-        read_multipart(chunks, boundary, spool_dir=spool_dir, max_part_size=max_part_size, default_type=default_type)
+        read_multipart(
+            chunks, boundary, spool=SpoolFiles(spool_dir), max_part_size=max_part_size, default_type=default_type
+        )
     ) as parts:
         async for part in parts:
             result.append((part, part.path.read_bytes()))
@@ -88,7 +91,8 @@ def dicomweb_client_body(payloads: list[bytes]) -> tuple[str, bytes]:
 
 
 def files_in(directory: Path) -> list[Path]:
-    return sorted(directory.iterdir())
+    # Not the empty files SpoolFiles keeps ready (named with a leading dot).
+    return sorted(p for p in directory.iterdir() if not p.name.startswith("."))
 
 
 class TestRoundTrip:
@@ -315,7 +319,7 @@ class TestReaderErrors:
         seen: list[Path] = []
         with pytest.raises(BadRequestError):
             async for part in read_multipart(
-                chunked(body, 5), BOUNDARY, spool_dir=tmp_path, max_part_size=LIMIT, default_type=None
+                chunked(body, 5), BOUNDARY, spool=SpoolFiles(tmp_path), max_part_size=LIMIT, default_type=None
             ):
                 seen.append(part.path)
                 assert part.path.exists()
@@ -353,7 +357,9 @@ class TestGeneratorLifecycle:
     async def test_early_close_keeps_handed_out_file_only(self, tmp_path: Path) -> None:
         body = await encode([("application/dicom", [b"one"]), ("application/dicom", [b"two"])])
         async with aclosing(
-            read_multipart(chunked(body, 3), BOUNDARY, spool_dir=tmp_path, max_part_size=LIMIT, default_type=None)
+            read_multipart(
+                chunked(body, 3), BOUNDARY, spool=SpoolFiles(tmp_path), max_part_size=LIMIT, default_type=None
+            )
         ) as parts:
             first = await anext(parts)
         assert files_in(tmp_path) == [first.path]
@@ -376,7 +382,9 @@ class TestGeneratorLifecycle:
         handed: list[Path] = []
         with pytest.raises(RuntimeError):
             async with aclosing(
-                read_multipart(chunked(body, 3), BOUNDARY, spool_dir=tmp_path, max_part_size=LIMIT, default_type=None)
+                read_multipart(
+                    chunked(body, 3), BOUNDARY, spool=SpoolFiles(tmp_path), max_part_size=LIMIT, default_type=None
+                )
             ) as parts:
                 async for part in parts:
                     handed.append(part.path)
@@ -401,23 +409,25 @@ class TestSpoolBody:
     @pytest.mark.parametrize("chunk_size", [1, 1000, 65536])
     async def test_spools_exact_bytes(self, tmp_path: Path, chunk_size: int) -> None:
         data = random.Random(1).randbytes(100_000) + b"\r\n"
-        part = await spool_body(chunked(data, chunk_size), spool_dir=tmp_path, max_size=len(data))
+        part = await spool_body(chunked(data, chunk_size), spool=SpoolFiles(tmp_path), max_size=len(data))
         assert part.size == len(data)
         assert part.path.read_bytes() == data
         assert part.path.parent == tmp_path
         assert part.content_type is None and part.headers == {}
 
     async def test_content_type_passed_through(self, tmp_path: Path) -> None:
-        part = await spool_body(pieces([b"x"]), spool_dir=tmp_path, max_size=10, content_type="application/dicom")
+        part = await spool_body(
+            pieces([b"x"]), spool=SpoolFiles(tmp_path), max_size=10, content_type="application/dicom"
+        )
         assert part.content_type == "application/dicom"
 
     async def test_empty_body(self, tmp_path: Path) -> None:
-        part = await spool_body(pieces([]), spool_dir=tmp_path, max_size=10)
+        part = await spool_body(pieces([]), spool=SpoolFiles(tmp_path), max_size=10)
         assert part.size == 0 and part.path.read_bytes() == b""
 
     async def test_too_large(self, tmp_path: Path) -> None:
         with pytest.raises(PayloadTooLargeError) as info:
-            await spool_body(chunked(b"x" * 11, 3), spool_dir=tmp_path, max_size=10)
+            await spool_body(chunked(b"x" * 11, 3), spool=SpoolFiles(tmp_path), max_size=10)
         assert info.value.message == "The request exceeded the allowed limit of 10 bytes."
         assert files_in(tmp_path) == []
 
@@ -427,7 +437,7 @@ class TestSpoolBody:
             raise ConnectionResetError
 
         with pytest.raises(ConnectionResetError):
-            await spool_body(failing(), spool_dir=tmp_path, max_size=10)
+            await spool_body(failing(), spool=SpoolFiles(tmp_path), max_size=10)
         assert files_in(tmp_path) == []
 
 
@@ -498,7 +508,7 @@ async def test_memory_bounded_300mb(tmp_path: Path) -> None:
     try:
         sizes = []
         async with aclosing(
-            read_multipart(source(), BOUNDARY, spool_dir=tmp_path, max_part_size=part_size, default_type=None)
+            read_multipart(source(), BOUNDARY, spool=SpoolFiles(tmp_path), max_part_size=part_size, default_type=None)
         ) as parts:
             async for part in parts:
                 sizes.append(part.size)
@@ -519,7 +529,9 @@ async def test_single_huge_chunk_is_fed_in_slices(tmp_path: Path) -> None:
     try:
         sizes = []
         async with aclosing(
-            read_multipart(pieces([body]), BOUNDARY, spool_dir=tmp_path, max_part_size=LIMIT * 2, default_type=None)
+            read_multipart(
+                pieces([body]), BOUNDARY, spool=SpoolFiles(tmp_path), max_part_size=LIMIT * 2, default_type=None
+            )
         ) as parts:
             async for part in parts:
                 sizes.append(part.size)

@@ -73,14 +73,14 @@ async def _spool(request: Request, runtime: RuntimeDep) -> list[SpooledPart]:
     content = parse_stow_content_type(request.headers.get("content-type"))
     max_size = runtime.settings.max_part_size
     if not content.multipart:
-        return [await spool_body(request.stream(), spool_dir=runtime.spool_dir, max_size=max_size)]
+        return [await spool_body(request.stream(), spool=runtime.spool_files, max_size=max_size)]
     assert content.boundary is not None
     parts: list[SpooledPart] = []
     try:
         async for part in read_multipart(
             request.stream(),
             content.boundary,
-            spool_dir=runtime.spool_dir,
+            spool=runtime.spool_files,
             max_part_size=max_size,
             default_type=content.type_param,
         ):
