@@ -43,10 +43,13 @@ def limited_protocol(settings: Settings) -> type[HttpToolsProtocol]:
             self._in_headers = True
             self._header_bytes = 0
             self._headers_seen = 0  # header blocks completed on this connection
+            # Loop time of the last body bytes while a body is being received, else None. A chunk only
+            # records it: re-arming a timer for each of the dozens of chunks of a large part cost more.
+            self._last_body: float | None = None
 
-        def _arm(self, seconds: float, reason: str) -> None:
+        def _arm(self, seconds: float, reason: str, delay: float | None = None) -> None:
             self._disarm()
-            self._timer = self.loop.call_later(seconds, self._expired, seconds, reason)
+            self._timer = self.loop.call_later(seconds if delay is None else delay, self._expired, seconds, reason)
 
         def _disarm(self) -> None:
             if self._timer is not None:
@@ -58,6 +61,11 @@ def limited_protocol(settings: Settings) -> type[HttpToolsProtocol]:
             if self.flow is not None and self.flow.read_paused:
                 self._arm(seconds, reason)  # we stopped reading, not the client: wait on
                 return
+            if self._last_body is not None:
+                idle = self.loop.time() - self._last_body
+                if idle < seconds:
+                    self._arm(seconds, reason, delay=seconds - idle)  # bytes came meanwhile
+                    return
             self.logger.info("closing a connection from %s: %s", self.client, reason)
             self.transport.close()
 
@@ -90,17 +98,19 @@ def limited_protocol(settings: Settings) -> type[HttpToolsProtocol]:
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._in_headers = True
+            self._last_body = None
             self._arm(settings.header_timeout, "no complete request headers in time")
 
         def on_headers_complete(self) -> None:
             self._in_headers = False
             self._headers_seen += 1
             self._header_bytes = 0
+            self._last_body = self.loop.time()
             self._arm(settings.body_timeout, "no request body bytes in time")
             super().on_headers_complete()
 
         def on_body(self, body: bytes) -> None:
-            self._arm(settings.body_timeout, "no request body bytes in time")
+            self._last_body = self.loop.time()
             super().on_body(body)
 
         def on_message_complete(self) -> None:
@@ -108,6 +118,7 @@ def limited_protocol(settings: Settings) -> type[HttpToolsProtocol]:
             # (a 413 before the body is read) can go out while the rest of this request's body is on its way.
             self._in_headers = True
             self._header_bytes = 0
+            self._last_body = None
             self._disarm()
             super().on_message_complete()
 

@@ -96,6 +96,25 @@ def test_a_stalled_body_is_closed_and_leaves_no_spool_file(limited: Emulator) ->
     assert _health(limited) == 200
 
 
+def test_a_slow_body_that_keeps_coming_is_not_closed(limited: Emulator) -> None:
+    # Body timeout 1 s: each piece comes well within it, the whole body takes more than twice as long.
+    body = make_instance(rows=8, columns=8)
+    head = (
+        b"POST /v2/studies HTTP/1.1\r\nHost: x\r\nAccept: application/dicom+json\r\n"
+        b"Content-Type: application/dicom\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+    pieces = 6
+    step = -(-len(body) // pieces)
+    with socket.create_connection(("127.0.0.1", limited.port)) as sock:
+        sock.sendall(head)
+        for start in range(0, len(body), step):
+            time.sleep(0.4)
+            sock.sendall(body[start : start + step])
+        sock.settimeout(30)
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+
 def test_oversized_headers_are_431_and_closed(limited: Emulator) -> None:
     with socket.create_connection(("127.0.0.1", limited.port)) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -130,7 +130,8 @@ async def _store(
         headers["Warning"] = warning_header(api, MULTIPLE_VALUES_WARNING)
     # Exactly application/dicom+json: dicomweb-client ignores bodies with any other value (azure-behaviour §11).
     return Response(
-        content=json.dumps(body).encode(),
+        # Strings, integers and lists only (no NaN or huge integers, where orjson and json differ); compact, as Azure.
+        content=orjson.dumps(body),
         status_code=store_status(outcomes, api.major),
         media_type=DICOM_JSON,
         headers=headers,
