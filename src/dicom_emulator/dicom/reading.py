@@ -6,15 +6,17 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import pydicom
 from pydicom import config as pydicom_config
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.hooks import hooks as pydicom_hooks
 from pydicom.hooks import raw_element_value as _default_raw_element_value
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -22,6 +24,8 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.valuerep import VR as VR_
 
 from dicom_emulator.config import MAX_INFLATED_SIZE
 from dicom_emulator.dicom.json_model import BULK_DATA_VRS, STRING_VRS
@@ -199,6 +203,10 @@ def read_instance(path: Path, *, max_inflated_size: int = MAX_INFLATED_SIZE) -> 
     with path.open("rb") as fp:
         head = fp.read(132)
         has_preamble = len(head) == 132 and head[128:132] == b"DICM"
+        if has_preamble:
+            simple = _read_simple(fp, file_size)
+            if simple is not None:
+                return simple
         if not has_preamble and not _looks_like_raw_dataset(head):
             raise InvalidDicomInstanceError("the file is not DICOM (no 'DICM' prefix at offset 128).")
         if inflates_beyond(fp, max_inflated_size):
@@ -230,6 +238,177 @@ def read_instance(path: Path, *, max_inflated_size: int = MAX_INFLATED_SIZE) -> 
         pixel_data_offset=pixel_offset,
         pixel_data_length=pixel_length,
     )
+
+
+# --- The common case in one pass ---------------------------------------------------------------------------------
+
+# Bytes read at a time while walking element headers; a value that does not fit is read on its own.
+_WINDOW = 64 * 1024
+_ENCODED_VRS = frozenset(vr.encode("ascii") for vr in VR_)
+_LONG_LENGTH_VR_NAMES = frozenset(EXPLICIT_VR_LENGTH_32)
+_BULK_VR_NAMES = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_EXPLICIT_HEADER = struct.Struct("<HH2sH")
+_IMPLICIT_HEADER = struct.Struct("<HHL")
+_LENGTH = struct.Struct("<L")
+
+
+class _NotSimple(Exception):
+    """The file is outside what :func:`_read_simple` handles: the general reader takes it, errors included."""
+
+
+class _Window:
+    """Reads of ``fp`` served from a 64 KiB window, so a header of many small elements costs one read."""
+
+    def __init__(self, fp: BinaryIO, size: int) -> None:
+        self._fp = fp
+        self.size = size
+        self._start = 0
+        self._data = b""
+
+    def get(self, pos: int, count: int) -> bytes:
+        """``count`` bytes at ``pos``, all of them inside the file (else _NotSimple)."""
+        if pos + count > self.size:
+            raise _NotSimple
+        offset = pos - self._start
+        if offset < 0 or offset + count > len(self._data):
+            self._fp.seek(pos)
+            if count > _WINDOW:
+                return self._fp.read(count)
+            self._start, self._data = pos, self._fp.read(_WINDOW)
+            offset = 0
+        return self._data[offset : offset + count]
+
+
+def _read_simple(fp: BinaryIO, file_size: int) -> ParsedInstance | None:
+    """The header of a well-formed Part 10 file in one pass, or None for the general reader.
+
+    Covers what modalities and toolkits write nearly always: a little-endian transfer syntax that pydicom knows
+    (not deflated), defined-length values (sequences may be of undefined length), uncompressed pixel data.
+    Everything the general reader (pydicom's dcmread, then a bounds walk) would do differently, or report as an
+    error, returns None instead, so it reads exactly those files as before with the same outcome. The data set
+    holds the same RawDataElements dcmread would make (decoded lazily by pydicom, with the same hooks), without
+    the file meta group, which the store path does not use.
+    """
+    window = _Window(fp, file_size)
+    try:
+        syntax, pos = _simple_meta(window)
+        uid = UID(syntax)
+        if syntax == DeflatedExplicitVRLittleEndian or not uid.is_transfer_syntax or not uid.is_little_endian:
+            return None
+        implicit = uid.is_implicit_VR
+        if implicit and pos + 6 <= file_size and window.get(pos + 4, 2) in _ENCODED_VRS:
+            return None  # explicit bytes under an implicit syntax: pydicom detects and follows them
+        elements, pixel = _simple_dataset(fp, window, pos, implicit)
+    except (_NotSimple, _Truncated, _Malformed, struct.error, UnicodeDecodeError):
+        return None
+    if not elements:
+        return None
+    ds = Dataset(elements)
+    charset = elements.get(BaseTag(0x00080005))
+    encoding: str | list[str] = default_encoding
+    if isinstance(charset, RawDataElement):
+        try:
+            encoding = convert_encodings(cast(str | list[str] | None, convert_raw_data_element(charset).value))
+        except Exception:  # noqa: BLE001 - whatever dcmread makes of it, it is the general reader's case
+            return None
+    ds.set_original_encoding(implicit, True, encoding)
+    return ParsedInstance(
+        dataset=ds,
+        transfer_syntax=syntax,
+        is_implicit_vr=implicit,  # Azure: only Implicit VR Little Endian is implicit (see _encoding)
+        file_size=file_size,
+        pixel_data_offset=pixel[0] if pixel else None,
+        pixel_data_length=pixel[1] if pixel else None,
+    )
+
+
+def _simple_meta(window: _Window) -> tuple[str, int]:
+    """The declared transfer syntax and the position after the file meta group (PS3.10 §7.1: explicit VR LE)."""
+    pos = 132
+    syntax: str | None = None
+    while pos + 8 <= window.size:
+        group, element, vr, length = _EXPLICIT_HEADER.unpack(window.get(pos, 8))
+        if group != 0x0002:
+            break
+        if vr not in _ENCODED_VRS:
+            raise _NotSimple
+        pos += 8
+        if vr.decode("ascii") in _LONG_LENGTH_VR_NAMES:
+            length = _LENGTH.unpack(window.get(pos, 4))[0]
+            pos += 4
+        if length == _UNDEFINED_LENGTH or length > _WINDOW:
+            raise _NotSimple
+        value = window.get(pos, length)
+        if element == 0x0010:
+            syntax = value.rstrip(b" \0").decode("ascii")
+        pos += length
+    if not syntax:
+        raise _NotSimple
+    return syntax, pos
+
+
+def _simple_dataset(
+    fp: BinaryIO, window: _Window, pos: int, implicit: bool
+) -> tuple[dict[BaseTag, DataElement | RawDataElement], tuple[int, int] | None]:
+    elements: dict[BaseTag, DataElement | RawDataElement] = {}
+    pixel: tuple[int, int] | None = None
+    size = window.size
+    walker = _Walker(fp, size)
+    while pos < size:
+        if implicit:
+            group, element, length = _IMPLICIT_HEADER.unpack(window.get(pos, 8))
+            vr: str | None = None
+            value_pos = pos + 8
+        else:
+            group, element, raw_vr, length = _EXPLICIT_HEADER.unpack(window.get(pos, 8))
+            if raw_vr not in _ENCODED_VRS:
+                raise _NotSimple  # an unknown VR, or a switch to implicit VR: pydicom's own rules apply
+            vr = raw_vr.decode("ascii")
+            value_pos = pos + 8
+            if vr in _LONG_LENGTH_VR_NAMES:
+                length = _LENGTH.unpack(window.get(value_pos, 4))[0]
+                value_pos += 4
+        tag = group << 16 | element
+        if group in (0x0002, 0xFFFE):
+            raise _NotSimple  # file meta inside the data set, a stray item or delimiter
+        is_sequence = vr == "SQ" if vr is not None else _dictionary_vr(tag) == "SQ"
+        if length == _UNDEFINED_LENGTH:
+            if not is_sequence:
+                raise _NotSimple  # encapsulated pixel data, an undefined-length UN: the general reader
+            # The items up to the Sequence Delimitation Item, checked like the general reader's walk; the value
+            # handed to pydicom is the items themselves, so it reads the sequence as a defined-length one.
+            end = walker._walk_items(value_pos, None, implicit, True, 0, fragments=False)
+            length = end - 8 - value_pos
+            elements[BaseTag(tag)] = RawDataElement(
+                BaseTag(tag), vr, length, window.get(value_pos, length), value_pos, implicit, True
+            )
+            pos = end
+            continue
+        end = value_pos + length
+        if end > size:
+            raise _NotSimple
+        if tag in PIXEL_DATA_TAGS:
+            if pixel is not None:
+                raise _NotSimple  # several pixel data elements: the general reader picks one
+            pixel = (value_pos, length)
+        elif length > _DEFER_SIZE:
+            raise _NotSimple  # a large value: dcmread defers or reads it by its VR
+        else:
+            if is_sequence and length:
+                walker._walk_items(value_pos, end, implicit, True, 0, fragments=False)
+            value = window.get(value_pos, length) if length else empty_value_for_VR(vr, raw=True)
+            elements[BaseTag(tag)] = RawDataElement(
+                BaseTag(tag), vr, length, cast(bytes | None, value), value_pos, implicit, True
+            )
+        pos = end
+    return elements, pixel
+
+
+def _dictionary_vr(tag: int) -> str | None:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
 
 
 def _looks_like_raw_dataset(head: bytes) -> bool:

@@ -13,8 +13,9 @@ from pydicom.data import get_testdata_file
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
-from tests.factories import deflated_instance
+from tests.factories import deflated_instance, make_dataset, to_bytes
 
+from dicom_emulator.dicom import reading
 from dicom_emulator.dicom.json_model import dataset_to_json
 from dicom_emulator.dicom.reading import (
     PIXEL_DATA_TAGS,
@@ -362,3 +363,81 @@ def test_reading_does_not_modify_the_file(tmp_path: Path) -> None:
     before = copy.read_bytes()
     read_instance(copy)
     assert copy.read_bytes() == before
+
+
+# --- the one-pass reader of well-formed files, against the general reader ------------------------------------------
+
+
+def _general(path: Path, monkeypatch: pytest.MonkeyPatch) -> ParsedInstance | Exception:
+    with monkeypatch.context() as patch:
+        patch.setattr(reading, "_read_simple", lambda fp, size: None)
+        try:
+            return read_instance(path)
+        except InvalidDicomInstanceError as exc:
+            return exc
+
+
+def _same(simple: ParsedInstance, general: ParsedInstance) -> None:
+    assert dataset_to_json(simple.dataset) == dataset_to_json(general.dataset)
+    assert sorted(simple.dataset.keys()) == sorted(general.dataset.keys())
+    assert (simple.transfer_syntax, simple.is_implicit_vr, simple.file_size) == (
+        general.transfer_syntax,
+        general.is_implicit_vr,
+        general.file_size,
+    )
+    assert (simple.pixel_data_offset, simple.pixel_data_length) == (
+        general.pixel_data_offset,
+        general.pixel_data_length,
+    )
+    assert simple.dataset.original_encoding == general.dataset.original_encoding
+
+
+SAMPLES = sorted(p.name for p in sample("CT_small.dcm").parent.glob("*.dcm"))
+
+
+# Some samples declare one VR encoding and use the other; pydicom warns as it follows the bytes.
+@pytest.mark.filterwarnings("ignore:Expected explicit VR:UserWarning", "ignore:Expected implicit VR:UserWarning")
+@pytest.mark.parametrize("name", SAMPLES)
+def test_one_pass_reader_matches_the_general_reader_on_pydicoms_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    path = tmp_path / name
+    shutil.copy(sample(name), path)
+    general = _general(path, monkeypatch)
+    with path.open("rb") as fp:
+        simple = reading._read_simple(fp, path.stat().st_size)
+    if simple is None:
+        return  # the general reader's case: read_instance gives exactly ``general``
+    assert isinstance(general, ParsedInstance), (
+        f"the one-pass reader accepted what the general reader refuses: {general}"
+    )
+    _same(simple, general)
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+@pytest.mark.parametrize("undefined", [False, True])
+def test_one_pass_reader_takes_common_instances_with_sequences(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implicit: bool, undefined: bool
+) -> None:
+    ds = make_dataset(rows=4, columns=4)
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = "Müller^Jürgen"
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "T-04000", "SRT", "Breast"
+    inner = Dataset()
+    inner.CodeValue = "X"
+    item.ConceptNameCodeSequence = [inner]
+    ds.AnatomicRegionSequence = [item, Dataset()]
+    ds.AnatomicRegionSequence.is_undefined_length = undefined
+    for each in ds.AnatomicRegionSequence:
+        each.is_undefined_length_sequence_item = undefined
+    path = tmp_path / "instance.dcm"
+    path.write_bytes(to_bytes(ds, implicit=implicit))
+    with path.open("rb") as fp:
+        simple = reading._read_simple(fp, path.stat().st_size)
+    assert simple is not None
+    general = _general(path, monkeypatch)
+    assert isinstance(general, ParsedInstance)
+    _same(simple, general)
+    assert simple.dataset.PatientName == "Müller^Jürgen"
+    assert simple.dataset.AnatomicRegionSequence[0].ConceptNameCodeSequence[0].CodeValue == "X"
