@@ -62,6 +62,7 @@ from dicom_emulator.storage.reindex_store import SqlReindexStore
 from dicom_emulator.storage.sweep import SpoolDirectory, sweep_orphan_blobs, sweep_spool
 from dicom_emulator.storage.tags_store import SqlTagStore
 from dicom_emulator.storage.workitem_store import SqlWorkitemStore
+from dicom_emulator.worker_shares import ConnectionShares
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,8 @@ def _event_dispatcher(settings: Settings, store: SqlEventStore) -> EventDispatch
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, dimse_shares: ConnectionShares | None = None) -> FastAPI:
+    """The app; ``dimse_shares``: the supervisor's per-worker association counts (``serve --workers N``)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -267,6 +269,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     ae_title=settings.ae_title,
                     # serve bound the port once; every worker accepts from that socket.
                     listen_fd=settings.dimse_fd,
+                    shares=dimse_shares,
+                    worker_index=settings.worker_index,
                 )
                 await gateway.start()
             if not settings.in_memory and not settings.azure_blobs and settings.worker_index == 0:

@@ -15,41 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import mmap
 import select
 import socket
-import struct
 import threading
 import time
 from typing import Any
 
 import uvicorn
 
+from dicom_emulator.worker_shares import DEFER_LIMIT, ConnectionShares
+
 logger = logging.getLogger(__name__)
 
-_SLOT = struct.Struct("=q")
-# How long a worker leaves a pending connection to a less loaded one before taking it anyway.
-DEFER_LIMIT = 0.02
 _POLL_MS = 100  # the acceptor republishes its count (and notices shutdown) at least this often
-
-
-class ConnectionShares:
-    """Open-connection counts of the workers, in anonymous shared memory (created before the fork).
-
-    Each worker writes only its own slot and reads the others'; a stale read only makes a placement less even.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._memory = mmap.mmap(-1, _SLOT.size * workers)
-
-    def publish(self, index: int, count: int) -> None:
-        _SLOT.pack_into(self._memory, index * _SLOT.size, count)
-
-    def least_elsewhere(self, index: int) -> int | None:
-        """The smallest count among the other workers (None with one worker)."""
-        others = [_SLOT.unpack_from(self._memory, i * _SLOT.size)[0] for i in range(self.workers) if i != index]
-        return min(others) if others else None
 
 
 class BalancedAcceptor:

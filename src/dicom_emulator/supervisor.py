@@ -29,7 +29,8 @@ import time
 from types import FrameType
 
 from dicom_emulator.config import Settings
-from dicom_emulator.http_accept import ConnectionShares, WorkerServer
+from dicom_emulator.http_accept import WorkerServer
+from dicom_emulator.worker_shares import ConnectionShares
 
 logger = logging.getLogger("dicom_emulator")
 
@@ -52,13 +53,17 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _run_worker(
-    settings: Settings, sock: socket.socket, config_kwargs: dict[str, object], shares: ConnectionShares
+    settings: Settings,
+    sock: socket.socket,
+    config_kwargs: dict[str, object],
+    shares: ConnectionShares,
+    dimse_shares: ConnectionShares,
 ) -> int:
     import uvicorn
 
     from dicom_emulator.app import create_app
 
-    config = uvicorn.Config(create_app(settings), **config_kwargs)  # type: ignore[arg-type]
+    config = uvicorn.Config(create_app(settings, dimse_shares=dimse_shares), **config_kwargs)  # type: ignore[arg-type]
     server = WorkerServer(config, sock, shares, settings.worker_index)
     server.run()
     # uvicorn leaves started=False when the lifespan failed (e.g. the DIMSE port was taken).
@@ -76,6 +81,8 @@ class Supervisor:
         self.stopping = False
         # Shared with the forked workers: each one's open HTTP connections, for balanced accepts (http_accept.py).
         self.shares = ConnectionShares(self.count)
+        # The same for DIMSE associations (dimse/gateway.py).
+        self.dimse_shares = ConnectionShares(self.count)
 
     def run(self, sock: socket.socket) -> int:
         """Serve on ``sock`` (bound and listening; storage already prepared) until SIGTERM/SIGINT."""
@@ -100,7 +107,7 @@ class Supervisor:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 _die_with_parent(parent)
                 settings = self.settings.model_copy(update={"worker_index": index})
-                status = _run_worker(settings, sock, self.config_kwargs, self.shares)
+                status = _run_worker(settings, sock, self.config_kwargs, self.shares, self.dimse_shares)
             except BaseException:  # noqa: BLE001 - a worker must never return into the supervisor's code
                 logging.getLogger(__name__).exception("worker %d failed", index)
             finally:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -98,6 +99,25 @@ def test_two_workers_share_one_store_and_one_change_feed(tmp_path: Path) -> None
             assert sorted(per_worker.values()) == [2, 2], per_worker
             for client in clients:
                 client.close()
+        # The same for DIMSE: four associations opened one after another are served two per worker
+        # (gateway.py), each worker's count falling again as its associations close. (Left to whichever worker
+        # wakes first, four associations land 2+2 in only 6 of 16 cases: three rounds of that rarely pass.)
+        for _ in range(3):
+            held = [ae.associate("127.0.0.1", dimse_port, ae_title="DICOM_EMULATOR") for _ in range(4)]
+            assert all(assoc.is_established for assoc in held)
+            per_worker = {worker: _established(worker, dimse_port) for worker in _children(emulator.pid)}
+            assert sorted(per_worker.values()) == [2, 2], per_worker
+            for assoc in held:
+                assoc.release()
+            _wait_until(lambda: all(_established(w, dimse_port) == 0 for w in _children(emulator.pid)))
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll until ``condition()`` holds (the server catching up, not a timed assertion)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def _established(pid: int, port: int) -> int:

@@ -14,7 +14,8 @@ import logging
 import os
 import socket
 import threading
-from typing import cast
+import time
+from typing import Any, cast
 
 from pydicom.uid import (
     JPEG2000,
@@ -46,6 +47,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from dicom_emulator.dimse import handlers
 from dicom_emulator.dimse.bridge import LoopBridge
 from dicom_emulator.runtime import Runtime
+from dicom_emulator.worker_shares import DEFER_LIMIT, ConnectionShares
 
 logger = logging.getLogger(__name__)
 
@@ -118,9 +120,54 @@ class SharedSocketAssociationServer(GatewayAssociationServer):
     All workers wait on it; each new association wakes them all and one wins ``accept``. The socket is
     non-blocking so the others get ``BlockingIOError``, which socketserver treats as no request, instead of
     blocking their acceptor thread until the next association.
+
+    Balanced like HTTP (worker_shares.py): a worker holding more open associations than another leaves a new
+    one to it for a moment. Without it four storescu associations landed 3+1 on two workers, three of them
+    sharing one process's GIL while the other core idled.
     """
 
     listen_fd = -1
+    shares: ConnectionShares | None = None
+    worker_index = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open = 0  # accepted connections not yet closed (EVT_CONN_CLOSE, see connection_closed)
+        self._open_lock = threading.Lock()
+        self._deferred_since: float | None = None
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        if self.shares is not None:
+            mine = self._open
+            self.shares.publish(self.worker_index, mine)
+            least = self.shares.least_elsewhere(self.worker_index)
+            if least is not None and mine > least:
+                now = time.monotonic()
+                self._deferred_since = self._deferred_since or now
+                if now - self._deferred_since < DEFER_LIMIT:
+                    time.sleep(0.001)  # a less loaded worker is taking it (or will, within the limit)
+                    raise BlockingIOError("left to a less loaded worker")
+        self._deferred_since = None
+        request = super().get_request()
+        with self._open_lock:
+            self._open += 1
+            count = self._open
+        if self.shares is not None:
+            self.shares.publish(self.worker_index, count)
+        return request
+
+    def connection_closed(self, _event: evt.Event) -> None:
+        with self._open_lock:
+            self._open = max(0, self._open - 1)
+            count = self._open
+        if self.shares is not None:
+            self.shares.publish(self.worker_index, count)
+
+    def service_actions(self) -> None:
+        # Called by serve_forever between polls: the count others read stays fresh while no association comes.
+        super().service_actions()
+        if self.shares is not None:
+            self.shares.publish(self.worker_index, self._open)
 
     def server_bind(self) -> None:
         assert self.socket is not None
@@ -141,12 +188,24 @@ class SharedSocketAssociationServer(GatewayAssociationServer):
 class DimseGateway:
     """The DIMSE listener of one app: ``await start()`` in the lifespan, ``await stop()`` when it ends."""
 
-    def __init__(self, runtime: Runtime, *, host: str, port: int, ae_title: str, listen_fd: int | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        host: str,
+        port: int,
+        ae_title: str,
+        listen_fd: int | None = None,
+        shares: ConnectionShares | None = None,
+        worker_index: int = 0,
+    ) -> None:
         self.runtime = runtime
         self.host = host
         self.port = port
         self.ae_title = ae_title
         self.listen_fd = listen_fd
+        self.shares = shares
+        self.worker_index = worker_index
         self._ae: AE | None = None
         self._server: ThreadedAssociationServer | None = None
 
@@ -171,6 +230,7 @@ class DimseGateway:
         bound = [context]
         evt_handlers: list[EventHandlerType] = [
             (evt.EVT_ACCEPTED, _log_association),
+            (evt.EVT_CONN_CLOSE, self._connection_closed),
             (evt.EVT_C_ECHO, handlers.handle_echo, bound),
             (evt.EVT_C_STORE, handlers.handle_store, bound),
             (evt.EVT_C_FIND, handlers.handle_find, bound),
@@ -181,7 +241,11 @@ class DimseGateway:
         ae = build_ae(self.ae_title)
         server_class: type[GatewayAssociationServer] = GatewayAssociationServer
         if self.listen_fd is not None:
-            server_class = type("SharedSocketServer", (SharedSocketAssociationServer,), {"listen_fd": self.listen_fd})
+            server_class = type(
+                "SharedSocketServer",
+                (SharedSocketAssociationServer,),
+                {"listen_fd": self.listen_fd, "shares": self.shares, "worker_index": self.worker_index},
+            )
         server = ae.make_server((self.host, self.port), evt_handlers=evt_handlers, server_class=server_class)
         threading.Thread(target=server.serve_forever, name="AcceptorServer", daemon=True).start()
         ae._servers.append(server)  # so that ae.shutdown() stops it, as it does for ae.start_server's servers
@@ -189,6 +253,11 @@ class DimseGateway:
         self._ae = ae
         host, port = self.address
         logger.info("DIMSE gateway %s listening on %s:%d", self.ae_title, host, port)
+
+    def _connection_closed(self, event: evt.Event) -> None:
+        server = self._server
+        if isinstance(server, SharedSocketAssociationServer):
+            server.connection_closed(event)
 
     async def stop(self) -> None:
         """Abort open associations and close the socket (off the loop: handlers may be waiting on it)."""
