@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import logging
@@ -334,6 +335,29 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+# glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def _tune_malloc() -> None:
+    """Keep freed memory for the next request instead of handing it back to the kernel at once.
+
+    Request bodies pass through Python in chunks of tens to hundreds of KB. With glibc's defaults many of those
+    buffers were mapped fresh and unmapped again per request (or the heap top trimmed), and the kernel zeroed
+    and faulted in their pages each time: 10 % of a 1-instance STOW's CPU under perf went to page faults. Up to
+    64 MB of free heap is now kept per arena and allocations under 8 MB come from the heap. Not glibc (musl,
+    macOS): nothing to tune.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 8 * 1024 * 1024)
+    mallopt(_M_TRIM_THRESHOLD, 64 * 1024 * 1024)
+
+
 def serve(settings: Settings) -> int:
     import uvicorn
 
@@ -388,6 +412,7 @@ def serve(settings: Settings) -> int:
         "http": limited_protocol(settings),
     }
     _tune_gc()
+    _tune_malloc()
     # Pin the worker count (routes that hold per-process state, like /emulator/faults, read it).
     settings = settings.model_copy(update={"workers": settings.resolved_workers})
     if settings.tls_certfile is not None:
