@@ -40,6 +40,7 @@ import numpy as np
 from pydicom import Dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
+from dicom_emulator.dicom.json_model import ViewMemo, dataset_encodings
 from dicom_emulator.dicom.reading import ParsedInstance
 from dicom_emulator.dicom.values import first_of
 
@@ -150,13 +151,31 @@ def _by_tag(ds: Dataset) -> Callable[[str], Any]:
     return get
 
 
-def geometry_from(header: Any) -> ImageGeometry | None:
+def _by_view(ds: Dataset, memo: ViewMemo) -> Callable[[str], Any]:
+    """``ds.get(keyword).value`` for the geometry attributes, from the element views validation already built
+    (decoding an element again through pydicom cost more than the rest of locating the frames)."""
+    encodings = dataset_encodings(ds)
+
+    def get(keyword: str) -> Any:
+        view = memo.view(ds, _GEOMETRY_TAGS[keyword], encodings)
+        if view is None or not view.values:
+            return None
+        value = view.values[0]
+        return value.strip(" \0") if isinstance(value, str) else value
+
+    return get
+
+
+def geometry_from(header: Any, memo: ViewMemo | None = None) -> ImageGeometry | None:
     """Frame geometry from a pydicom dataset (header only), or None when Rows/Columns/BitsAllocated are missing.
 
     Azure's ``TryGetPixelData`` needs BitsAllocated, Columns, Rows and PixelData (azure-behaviour §3.4); a
     missing or zero value means there are no frames. ``NumberOfFrames`` defaults to 1 (PS3.3 §C.7.6.6).
     """
-    get = _by_tag(header) if isinstance(header, Dataset) else header.get
+    if isinstance(header, Dataset):
+        get = _by_view(header, memo) if memo is not None else _by_tag(header)
+    else:
+        get = header.get
     rows = _int_value(get("Rows"))
     columns = _int_value(get("Columns"))
     bits = _int_value(get("BitsAllocated"))
@@ -335,13 +354,14 @@ def frame_locations(
     *,
     file_size: int,
     encapsulated: bool,
+    memo: ViewMemo | None = None,
 ) -> list[FrameLocation]:
     """Frame ranges of an instance, given its header dataset and its pixel data element (None = absent).
 
     Returns ``[]`` when the instance has no frames in Azure's sense (azure-behaviour §3.4). Raises
-    :class:`FrameLayoutError` when the pixel data is malformed.
+    :class:`FrameLayoutError` when the pixel data is malformed. ``memo``: the header's element views, if built.
     """
-    geometry = geometry_from(header)
+    geometry = geometry_from(header, memo)
     if geometry is None or element is None:
         return []
     if encapsulated:
@@ -392,13 +412,13 @@ def frames_from_json(text: str) -> list[FrameLocation]:
     return [FrameLocation.from_json(entry) for entry in json.loads(text)]
 
 
-def frames_json_for(fp: BinaryIO, parsed: ParsedInstance) -> str | None:
+def frames_json_for(fp: BinaryIO, parsed: ParsedInstance, memo: ViewMemo | None = None) -> str | None:
     """The ``frames_json`` of a freshly parsed instance (store time), from ``read_instance``'s offsets.
 
     ``"[]"`` when it has no frames; None when they cannot be located here (deflated data, whose offsets
     are inside the zlib stream, or malformed pixel data): retrieval then locates them on demand.
     """
-    if geometry_from(parsed.dataset) is None:
+    if geometry_from(parsed.dataset, memo) is None:
         return "[]"
     if parsed.pixel_data_offset is None:
         if parsed.transfer_syntax == _DEFLATED:
@@ -407,7 +427,9 @@ def frames_json_for(fp: BinaryIO, parsed: ParsedInstance) -> str | None:
     element = PixelElement(0x7FE00010, None, parsed.pixel_data_offset, parsed.pixel_data_length)
     encapsulated = UID(parsed.transfer_syntax).is_encapsulated
     try:
-        locations = frame_locations(fp, parsed.dataset, element, file_size=parsed.file_size, encapsulated=encapsulated)
+        locations = frame_locations(
+            fp, parsed.dataset, element, file_size=parsed.file_size, encapsulated=encapsulated, memo=memo
+        )
     except (FrameLayoutError, struct.error, OSError):
         return None
     return frames_to_json(locations)

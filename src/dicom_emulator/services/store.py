@@ -137,7 +137,7 @@ def _prepare(
     metadata = dataset_to_json(ds, exclude=exclude, memo=memo)
     # Frame byte ranges, so frame retrieval never parses the file (architecture invariant 4, §3.4).
     with open(path, "rb") as fh:
-        frames_json = frames_json_for(fh, parsed)
+        frames_json = frames_json_for(fh, parsed, memo)
     return _Prepared(parsed, outcome, json.dumps(metadata, separators=(",", ":")), metadata, frames_json, memo)
 
 

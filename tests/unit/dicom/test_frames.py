@@ -28,7 +28,9 @@ from dicom_emulator.dicom.frames import (
     read_frame,
     read_pixel_element,
 )
+from dicom_emulator.dicom.json_model import ViewMemo
 from dicom_emulator.dicom.reading import read_instance
+from dicom_emulator.dicom.validation import validate_for_store
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -278,6 +280,13 @@ def test_store_time_ranges_match_retrieve_time_ranges(name: str) -> None:
     assert stored is not None
     _, locations = locate(path)
     assert frames_from_json(stored) == locations
+    # The store path reads the geometry from the element views validation built: the same ranges.
+    memo, again = ViewMemo(), read_instance(path)
+    validate_for_store(
+        again.dataset, api_major=2, is_implicit_vr=False, route_study_uid=None, indexed_tags=(), memo=memo
+    )
+    with path.open("rb") as fp:
+        assert frames_json_for(fp, again, memo) == stored
 
 
 def test_store_time_special_cases(write_dicom: Any, instance: Dataset) -> None:
