@@ -31,6 +31,11 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 async def get_api(request: Request, version: str) -> ApiContext:
+    return api_context(request, version)
+
+
+def api_context(request: Request, version: str) -> ApiContext:
+    """The version and URL facts of ``request`` (the ApiDep dependency, also called by the partition ones)."""
     parsed = parse_version(version)
     if parsed is None:
         # Unversioned or unknown first segments are simply not routes (the middleware 400s v3 etc).
@@ -48,7 +53,24 @@ async def get_api(request: Request, version: str) -> ApiContext:
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+# Request roots by what they are made of: building one through Starlette's URL objects cost more than the rest of
+# a dependency. Bounded: a client can send any Host header.
+_ROOTS: dict[tuple[object, ...], str] = {}
+_ROOTS_LIMIT = 256
+
+
 def _request_root(request: Request) -> str:
+    scope = request.scope
+    key = (scope.get("scheme"), request.headers.get("host", ""), scope.get("server"), scope.get("root_path", ""))
+    root = _ROOTS.get(key)
+    if root is None:
+        root = _build_request_root(request)
+        if len(_ROOTS) < _ROOTS_LIMIT:
+            _ROOTS[key] = root
+    return root
+
+
+def _build_request_root(request: Request) -> str:
     """``{scheme}://{host}[:port]{root_path}`` as the client addressed this server.
 
     Some clients (dicomweb-client through requests) send ``Host`` without the port; every RetrieveURL
@@ -89,21 +111,25 @@ class PartitionContext:
     base_url: str
 
 
-async def _partition(request: Request, api: ApiContext, runtime: Runtime, *, create: bool) -> PartitionContext:
+async def resolve_partition(request: Request, api: ApiContext, runtime: Runtime, *, create: bool) -> PartitionContext:
+    """The partition of ``request`` (its ``partitionName`` path parameter, else the default), created if asked."""
     name: str | None = request.path_params.get(PARTITION_PARAM)
     record = await runtime.partitions.resolve(name, create=create)
     base_url = api.base_url if name is None else f"{api.base_url}/partitions/{name}"
     return PartitionContext(key=record.key, name=record.name, base_url=base_url)
 
 
-async def get_partition(request: Request, api: ApiDep, runtime: RuntimeDep) -> PartitionContext:
+# The partition dependencies take the version and the runtime themselves rather than through ApiDep and RuntimeDep:
+# FastAPI solves a sub-dependency's own parameters again even when its value is cached, and those nested solves
+# cost more than the work (the route's own ApiDep and RuntimeDep are still solved once each).
+async def get_partition(request: Request, version: str) -> PartitionContext:
     """An existing partition (azure-behaviour §14.1: lookup; an unknown name is 400)."""
-    return await _partition(request, api, runtime, create=False)
+    return await resolve_partition(request, api_context(request, version), request.app.state.runtime, create=False)
 
 
-async def get_or_create_partition(request: Request, api: ApiDep, runtime: RuntimeDep) -> PartitionContext:
+async def get_or_create_partition(request: Request, version: str) -> PartitionContext:
     """STOW and workitem create: an unknown partition is created (azure-behaviour §14.1)."""
-    return await _partition(request, api, runtime, create=True)
+    return await resolve_partition(request, api_context(request, version), request.app.state.runtime, create=True)
 
 
 PartitionDep = Annotated[PartitionContext, Depends(get_partition)]

@@ -15,8 +15,7 @@ from dicom_emulator.api.deps import (
     PartitionDep,
     RuntimeDep,
     accept_header,
-    get_or_create_partition,
-    get_partition,
+    resolve_partition,
     warning_header,
 )
 from dicom_emulator.api.multipart import SpooledPart, read_multipart, spool_body
@@ -156,8 +155,8 @@ async def store_study_instances(request: Request, api: ApiDep, runtime: RuntimeD
     """Store instances of one study (STOW-RS)."""
     # Resolved here, not as a dependency: STOW creates an unknown partition, bulk update does not (§14.1).
     if study.lower() == BULK_UPDATE:
-        return await bulk_update(request, api, runtime, await get_partition(request, api, runtime))
-    partition = await get_or_create_partition(request, api, runtime)
+        return await bulk_update(request, api, runtime, await resolve_partition(request, api, runtime, create=False))
+    partition = await resolve_partition(request, api, runtime, create=True)
     return await _store(request, api, runtime, partition, study, replace=False)
 
 
