@@ -61,7 +61,14 @@ _ROOTS_LIMIT = 256
 
 def _request_root(request: Request) -> str:
     scope = request.scope
-    key = (scope.get("scheme"), request.headers.get("host", ""), scope.get("server"), scope.get("root_path", ""))
+    server = scope.get("server")
+    # ASGI servers give ``server`` as a tuple, some test transports as a list: keyed as a tuple either way.
+    key = (
+        scope.get("scheme"),
+        request.headers.get("host", ""),
+        tuple(server) if server else None,
+        scope.get("root_path", ""),
+    )
     root = _ROOTS.get(key)
     if root is None:
         root = _build_request_root(request)
