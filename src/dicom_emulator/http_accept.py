@@ -23,7 +23,7 @@ from typing import Any
 
 import uvicorn
 
-from dicom_emulator.worker_shares import DEFER_LIMIT, ConnectionShares
+from dicom_emulator.worker_shares import ConnectionShares, Deferral
 
 logger = logging.getLogger(__name__)
 
@@ -70,20 +70,15 @@ class BalancedAcceptor:
     def _run(self) -> None:
         poller = select.poll()
         poller.register(self._sock.fileno(), select.POLLIN)
-        deferred_since: float | None = None
+        deferral = Deferral(self._shares, self._index)
         while not self._stopped.is_set():
             self._shares.publish(self._index, self._open())
             if not poller.poll(_POLL_MS):
-                deferred_since = None
+                deferral.reset()
                 continue
             mine = self._open()
-            least = self._shares.least_elsewhere(self._index)
-            if least is not None and mine > least:
-                now = time.monotonic()
-                deferred_since = deferred_since or now
-                if now - deferred_since < DEFER_LIMIT:
-                    time.sleep(0.001)  # a less loaded worker is taking it (or will, within the limit)
-                    continue
+            if deferral.defer(mine):
+                continue
             try:
                 conn, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -92,7 +87,7 @@ class BalancedAcceptor:
                 logger.warning("accepting an HTTP connection failed: %s", exc)
                 time.sleep(0.1)
                 continue
-            deferred_since = None
+            deferral.reset()
             conn.setblocking(False)
             with self._handing_lock:
                 self._handing += 1

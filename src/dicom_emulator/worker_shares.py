@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+import time
 
 _SLOT = struct.Struct("=q")
 # How long a worker leaves a pending connection to a less loaded one before taking it anyway.
@@ -33,3 +34,32 @@ class ConnectionShares:
         """The smallest count among the other workers (None with one worker)."""
         others = [_SLOT.unpack_from(self._memory, i * _SLOT.size)[0] for i in range(self.workers) if i != index]
         return min(others) if others else None
+
+
+class Deferral:
+    """When one worker's acceptor should leave a pending connection to a less loaded worker.
+
+    It defers while it holds more open connections than some other worker, for at most DEFER_LIMIT from the
+    first time it deferred this connection: a worker that does not take it in time (busy, restarting) does not
+    hold it up. :meth:`reset` after an accept, or when nothing is pending.
+    """
+
+    def __init__(self, shares: ConnectionShares, index: int) -> None:
+        self._shares = shares
+        self._index = index
+        self._since: float | None = None
+
+    def defer(self, mine: int) -> bool:
+        """True: sleep a moment and look again (a less loaded worker is taking it, or will within the limit)."""
+        least = self._shares.least_elsewhere(self._index)
+        if least is None or mine <= least:
+            return False
+        now = time.monotonic()
+        self._since = self._since or now
+        if now - self._since < DEFER_LIMIT:
+            time.sleep(0.001)
+            return True
+        return False
+
+    def reset(self) -> None:
+        self._since = None

@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from typing import Any, cast
 
 from pydicom.uid import (
@@ -47,7 +46,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from dicom_emulator.dimse import handlers
 from dicom_emulator.dimse.bridge import LoopBridge
 from dicom_emulator.runtime import Runtime
-from dicom_emulator.worker_shares import DEFER_LIMIT, ConnectionShares
+from dicom_emulator.worker_shares import ConnectionShares, Deferral
 
 logger = logging.getLogger(__name__)
 
@@ -134,20 +133,14 @@ class SharedSocketAssociationServer(GatewayAssociationServer):
         super().__init__(*args, **kwargs)
         self._open = 0  # accepted connections not yet closed (EVT_CONN_CLOSE, see connection_closed)
         self._open_lock = threading.Lock()
-        self._deferred_since: float | None = None
+        self._deferral = Deferral(self.shares, self.worker_index) if self.shares is not None else None
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        if self.shares is not None:
-            mine = self._open
-            self.shares.publish(self.worker_index, mine)
-            least = self.shares.least_elsewhere(self.worker_index)
-            if least is not None and mine > least:
-                now = time.monotonic()
-                self._deferred_since = self._deferred_since or now
-                if now - self._deferred_since < DEFER_LIMIT:
-                    time.sleep(0.001)  # a less loaded worker is taking it (or will, within the limit)
-                    raise BlockingIOError("left to a less loaded worker")
-        self._deferred_since = None
+        if self.shares is not None and self._deferral is not None:
+            self.shares.publish(self.worker_index, self._open)
+            if self._deferral.defer(self._open):
+                raise BlockingIOError("left to a less loaded worker")  # socketserver: no request this time
+            self._deferral.reset()
         request = super().get_request()
         with self._open_lock:
             self._open += 1
