@@ -19,13 +19,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from typing import TYPE_CHECKING, Any
 
 from dicom_emulator.config import DEV_TENANT, AuthClient, Settings
+
+if TYPE_CHECKING:
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,9 @@ class AuthenticationError(Exception):
 def _parse_key(pem: bytes) -> rsa.RSAPrivateKey:
     """A PEM private key, parsed once per process: parsing checks the RSA key's consistency, ~50 ms of CPU that
     every restart of the same data directory in one process (the test suite's apps) would otherwise pay again."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     loaded = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(loaded, rsa.RSAPrivateKey):
         raise ValueError("the signing key is not an RSA private key")
@@ -106,6 +109,8 @@ def _dotnet_time(seconds: float) -> str:
 
 def _kid(public_jwk: dict[str, Any]) -> str:
     """RFC 7638 thumbprint (base64url SHA-256 of the canonical RSA members)."""
+    import jwt
+
     canonical = json.dumps({k: public_jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"), sort_keys=True)
     digest = hashlib.sha256(canonical.encode()).digest()
     return jwt.utils.base64url_encode(digest).decode()
@@ -115,6 +120,8 @@ class DevelopmentIssuer:
     """The built-in issuer: OpenID configuration, JWKS and a client-credentials token endpoint (§13.5 analogue)."""
 
     def __init__(self, key: rsa.RSAPrivateKey, clients: list[AuthClient], lifetime: int) -> None:
+        import jwt
+
         self.key = key
         self.clients = {c.client_id: c for c in clients}
         self.lifetime = lifetime
@@ -125,6 +132,9 @@ class DevelopmentIssuer:
     @staticmethod
     def load_key(path: Path | None) -> rsa.RSAPrivateKey:
         """The signing key: read from ``path``, or created there once (atomically, several workers may race)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         if path is None:
             return rsa.generate_private_key(public_exponent=65537, key_size=2048)
         if not path.exists():
@@ -170,6 +180,8 @@ class DevelopmentIssuer:
 
     def token(self, form: dict[str, str], base_url: str) -> tuple[int, dict[str, Any]]:
         """OAuth 2.0 client credentials (RFC 6749 §4.4) with Entra's ``scope=<resource>/.default``."""
+        import jwt
+
         if form.get("grant_type") != "client_credentials":
             message = "AADSTS70003: The app requested an unsupported grant type."
             return 400, _oauth_error("unsupported_grant_type", message)
@@ -215,6 +227,7 @@ class AuthService:
     """Verifies bearer tokens and decides what their principal may do."""
 
     def __init__(self, settings: Settings, dev_issuer: DevelopmentIssuer | None) -> None:
+
         self.enabled = settings.auth
         self.dev_issuer = dev_issuer
         self.authority = settings.auth_authority
@@ -267,6 +280,8 @@ class AuthService:
         )
 
     async def _verify(self, token: str) -> dict[str, Any]:
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -331,6 +346,8 @@ class AuthService:
 
     async def _refresh_keys(self) -> None:
         """Fetch the JWKS (through the OpenID configuration when an authority is set), at most every 30 s."""
+        import jwt
+
         async with self._lock:
             if self._keys and time.monotonic() - self._refreshed < JWKS_REFRESH_COOLDOWN:
                 return
