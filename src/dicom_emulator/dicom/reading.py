@@ -246,7 +246,6 @@ def read_instance(path: Path, *, max_inflated_size: int = MAX_INFLATED_SIZE) -> 
 _WINDOW = 64 * 1024
 _ENCODED_VRS = frozenset(vr.encode("ascii") for vr in VR_)
 _LONG_LENGTH_VR_NAMES = frozenset(EXPLICIT_VR_LENGTH_32)
-_BULK_VR_NAMES = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _EXPLICIT_HEADER = struct.Struct("<HH2sH")
 _IMPLICIT_HEADER = struct.Struct("<HHL")
 _LENGTH = struct.Struct("<L")

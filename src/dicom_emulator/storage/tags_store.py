@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
@@ -147,15 +147,21 @@ _ACTIVE_TAGS_SQL = (
 )
 
 
-def _active_tags_sqlite(dbapi_conn: sqlite3.Connection) -> list[TagRecord]:
-    rows = dbapi_conn.execute(_ACTIVE_TAGS_SQL, (STATUS_ADDING, STATUS_READY)).fetchall()
+def _active_tags_sqlite(dbapi_conn: Any) -> list[TagRecord]:
+    """On sqlite3's connection or SQLAlchemy's adapted aiosqlite one (in-memory mode): the DB-API cursor both have."""
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(_ACTIVE_TAGS_SQL, (STATUS_ADDING, STATUS_READY))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     return [TagRecord(*row) for row in rows]
 
 
 def active_tags_sync(conn: Connection) -> list[TagRecord]:
     """:func:`active_tags` on a synchronous connection (the store transaction, storage/instance_writes.py)."""
     if conn.dialect.name == "sqlite":
-        return _active_tags_sqlite(cast(sqlite3.Connection, conn.connection.dbapi_connection))
+        return _active_tags_sqlite(conn.connection.dbapi_connection)
     return [_record(row) for row in conn.execute(_ACTIVE_TAGS)]  # type: ignore[arg-type]
 
 
