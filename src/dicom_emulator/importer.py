@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -32,6 +31,7 @@ from dicom_emulator.config import Settings
 from dicom_emulator.dicom import status
 from dicom_emulator.services.store import StoreRequest
 from dicom_emulator.services.store_outcome import StoreOutcome
+from dicom_emulator.spool_files import SpoolFiles
 from dicom_emulator.startup import StartupError, prepare
 
 BATCH = 20  # instances per store_many call: one index transaction each (services/store.py)
@@ -115,17 +115,21 @@ def _expand(path: Path) -> Iterator[Source]:
         yield Source(str(path), path)
 
 
-def _spool(source: Source, spool_dir: Path) -> Path | None:
+def _spool(source: Source, spool: SpoolFiles) -> Path | None:
     """Copy a source to a spool file (the store consumes it); None when it is not a DICOM Part 10 file."""
     with source.open() as src:
         head = src.read(_PREAMBLE + len(_MAGIC))
         if head[_PREAMBLE:] != _MAGIC:
             return None
-        fd, name = tempfile.mkstemp(prefix="import-", suffix=".dcm", dir=spool_dir)
-        with os.fdopen(fd, "wb") as out:
-            out.write(head)
-            shutil.copyfileobj(src, out, 1024 * 1024)
-    return Path(name)
+        path, fd = spool.new_file("import-", ".dcm")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(head)
+                shutil.copyfileobj(src, out, 1024 * 1024)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+    return path
 
 
 async def run_import(
@@ -160,7 +164,7 @@ async def run_import(
                     spooled: list[tuple[Source, Path]] = []
                     for source in batch:
                         try:
-                            path = await asyncio.to_thread(_spool, source, runtime.spool_dir)
+                            path = await asyncio.to_thread(_spool, source, runtime.spool_files)
                         except (OSError, zipfile.BadZipFile) as exc:
                             summary.fail(source, f"cannot read: {exc}")
                             continue

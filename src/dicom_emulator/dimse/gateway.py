@@ -136,29 +136,29 @@ class SharedSocketAssociationServer(GatewayAssociationServer):
         self._deferral = Deferral(self.shares, self.worker_index) if self.shares is not None else None
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        if self.shares is not None and self._deferral is not None:
-            self.shares.publish(self.worker_index, self._open)
+        if self._deferral is not None:
+            self._publish()
             if self._deferral.defer(self._open):
                 raise BlockingIOError("left to a less loaded worker")  # socketserver: no request this time
             self._deferral.reset()
         request = super().get_request()
-        with self._open_lock:
-            self._open += 1
-            count = self._open
-        if self.shares is not None:
-            self.shares.publish(self.worker_index, count)
+        self._count(+1)
         return request
 
     def connection_closed(self, _event: evt.Event) -> None:
-        with self._open_lock:
-            self._open = max(0, self._open - 1)
-            count = self._open
-        if self.shares is not None:
-            self.shares.publish(self.worker_index, count)
+        self._count(-1)
 
     def service_actions(self) -> None:
         # Called by serve_forever between polls: the count others read stays fresh while no association comes.
         super().service_actions()
+        self._publish()
+
+    def _count(self, change: int) -> None:
+        with self._open_lock:
+            self._open = max(0, self._open + change)
+        self._publish()
+
+    def _publish(self) -> None:
         if self.shares is not None:
             self.shares.publish(self.worker_index, self._open)
 
