@@ -122,3 +122,16 @@ async def test_spool_is_empty_after_stores(dimse: DimseApp) -> None:
     assert [s.Status for s in statuses] == [0x0000, 0xA900]
     runtime = dimse.app.state.runtime
     assert [p for p in runtime.spool_dir.iterdir() if p.is_file() and not p.name.startswith(".")] == []
+
+
+async def test_large_instance_in_pdus_of_a_mebibyte_arrives_byte_for_byte(dimse: DimseApp) -> None:
+    # 1200 x 1200 x 16 bits = 2.9 MB: P-DATA PDUs of the gateway's 1 MiB maximum, each read in many pieces
+    # (gateway.GatewaySocket.recv fills one buffer per PDU).
+    ds = with_meta(make_dataset(patient_id="LARGE-1", rows=1200, columns=1200))
+    assert len(ds.PixelData) == 1200 * 1200 * 2
+    statuses = await asyncio.to_thread(scu.store, dimse.port, [ds])
+    assert [s.Status for s in statuses] == [0x0000]
+    r = await dimse.client.get(instance_url(ds), headers=WADO_ANY)
+    assert r.status_code == 200
+    stored = dcmread(io.BytesIO(r.content))
+    assert stored.PixelData == ds.PixelData
