@@ -52,7 +52,7 @@ from dicom_emulator.services.workitems import WorkitemService
 from dicom_emulator.spool_files import SpoolFiles
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore, MemoryBlobStore
 from dicom_emulator.storage.changefeed_store import SqlChangeFeedStore
-from dicom_emulator.storage.db import create_engine, create_sync_sqlite_engine, migrate, session_factory
+from dicom_emulator.storage.db import create_engine, create_sync_engine, migrate, session_factory
 from dicom_emulator.storage.events_store import SqlEventStore
 from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.jobs import EXPORT, REINDEX, UPDATE, SqlJobStore
@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None, *, dimse_shares: ConnectionShar
                 await migrate(engine)
             # Writers of several processes on one SQLite file queue on a lock file beside it (storage/write_lock.py).
             lock_path = None if settings.in_memory or settings.database_url else settings.data_dir / "index.lock"
-            sync_engine = create_sync_sqlite_engine(settings.resolved_database_url, power_safe=power_safe)
+            sync_engine = create_sync_engine(settings.resolved_database_url, power_safe=power_safe)
             index = SqlIndex(session_factory(engine), lock_path=lock_path, sync_engine=sync_engine)
             await index.ensure_default_partition()
             partitions = PartitionService(SqlPartitionStore(index.sessions), enabled=settings.data_partitions)

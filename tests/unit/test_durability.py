@@ -11,7 +11,7 @@ from sqlalchemy import text
 from dicom_emulator.cli import _parser, settings_from_args
 from dicom_emulator.config import Settings
 from dicom_emulator.storage.blobs import FileSystemBlobStore
-from dicom_emulator.storage.db import create_sync_sqlite_engine
+from dicom_emulator.storage.db import create_sync_engine
 
 
 def test_default_is_consistent_and_flag_and_environment_choose_another_level(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,7 +47,7 @@ def test_blob_files_are_synced_only_for_power(
 
 @pytest.mark.parametrize(("power_safe", "level"), [(False, 1), (True, 2)])  # PRAGMA synchronous: 1 NORMAL, 2 FULL
 def test_sqlite_commits_are_synced_only_for_power(tmp_path: Path, power_safe: bool, level: int) -> None:
-    engine = create_sync_sqlite_engine(f"sqlite+aiosqlite:///{tmp_path}/index.sqlite", power_safe=power_safe)
+    engine = create_sync_engine(f"sqlite+aiosqlite:///{tmp_path}/index.sqlite", power_safe=power_safe)
     assert engine is not None
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA synchronous")).scalar() == level

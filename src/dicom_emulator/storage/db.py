@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -45,13 +45,24 @@ def create_engine(url: str, *, pool_size: int = 10, power_safe: bool = False) ->
     return engine
 
 
-def create_sync_sqlite_engine(url: str, *, power_safe: bool = False) -> Engine | None:
-    """A synchronous engine on the same SQLite file as the async ``url``, for the store transaction.
+def create_sync_engine(url: str, *, power_safe: bool = False) -> Engine | None:
+    """A synchronous engine on the same database as the async ``url``, for the store transaction.
 
-    The store path runs its whole transaction in one worker thread (storage/instance_writes.py) instead
-    of one aiosqlite hop per statement. None for an in-memory database (it lives in the async engine's
-    one connection) and for other databases.
+    The store path runs its whole transaction in one worker thread (storage/instance_writes.py) instead of one
+    event-loop hop per statement (aiosqlite's thread, or asyncpg through SQLAlchemy's greenlet bridge). On a
+    SQLite file that is pysqlite; on PostgreSQL psycopg 3 (reads stay on asyncpg). None for an in-memory
+    database (it lives in the async engine's one connection).
     """
+    if url.startswith("postgresql+asyncpg://"):
+        # Same server and credentials; psycopg is a thread-safe blocking driver with libpq's binary protocol.
+        engine = sa_create_engine(
+            make_url(url).set(drivername="postgresql+psycopg"),
+            # Stores run in worker threads: a few connections per process, more while a burst lasts.
+            pool_size=4,
+            max_overflow=4,
+            pool_pre_ping=True,
+        )
+        return engine
     if not url.startswith("sqlite+aiosqlite:///") or ":memory:" in url:
         return None
     engine = sa_create_engine(

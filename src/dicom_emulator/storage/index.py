@@ -123,8 +123,9 @@ def _record(row: Any) -> InstanceRecord:
 class SqlIndex:
     """Index operations over an async session factory (SQLite or PostgreSQL).
 
-    ``sync_engine`` (a synchronous engine on the same SQLite file) runs the store transaction in one
-    worker thread; without it the store transaction runs on the async engine (storage/instance_writes.py).
+    ``sync_engine`` (a synchronous engine on the same database: pysqlite on a SQLite file, psycopg on
+    PostgreSQL) runs the store transaction in one worker thread; without it (in-memory SQLite) the store
+    transaction runs on the async engine (storage/instance_writes.py). On a SQLite file the reads use it too.
     """
 
     def __init__(
@@ -146,9 +147,14 @@ class SqlIndex:
             asyncio.Lock() if sqlite_bind else contextlib.nullcontext()
         )
         self._file_lock = ProcessWriteLock(lock_path) if sqlite_bind and lock_path is not None else None
-        self._sync_engine = sync_engine if sqlite_bind else None
-        # Held by the one thread per process that runs a store transaction (the asyncio lock admits one).
-        self._thread_lock = threading.Lock()
+        self._sync_engine = sync_engine
+        # Reads hop to a thread only on a SQLite file (aiosqlite costs several hops per statement); on
+        # PostgreSQL asyncpg serves them on the loop.
+        self._sync_reads = sqlite_bind and sync_engine is not None
+        # SQLite: held by the one thread per process that runs a store transaction (the asyncio lock admits one).
+        self._thread_lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if sqlite_bind else contextlib.nullcontext()
+        )
         # Called after a commit that appended change-feed rows (the event dispatcher delivers at once).
         self.feed_listeners: list[Callable[[], None]] = []
 
@@ -198,7 +204,7 @@ class SqlIndex:
             return []
         if self._sync_engine is not None:
             async with self._write_lock:
-                results = await asyncio.to_thread(self._write_sqlite_file, batch, replace)
+                results = await asyncio.to_thread(self._write_blocking, batch, replace)
         else:
             async with self._write_lock, self.engine.connect() as conn:
                 if conn.dialect.name == "sqlite":
@@ -212,7 +218,7 @@ class SqlIndex:
 
     @property
     def writes_blocking(self) -> bool:
-        """Whether :meth:`add_instances_blocking` works: the index is a SQLite file with a synchronous engine."""
+        """Whether :meth:`add_instances_blocking` works: a synchronous engine (SQLite file or PostgreSQL)."""
         return self._sync_engine is not None
 
     def add_instances_blocking(
@@ -223,18 +229,19 @@ class SqlIndex:
         The same transaction under the same locks: this process's store threads queue on the thread lock,
         other processes on the lock file. ``loop`` runs the feed listeners (they wake loop tasks).
         """
-        results = self._write_sqlite_file(batch, replace)
+        results = self._write_blocking(batch, replace)
         if any(r.watermark is not None for r in results):
             loop.call_soon_threadsafe(self._feed_committed)
         return results
 
-    def _write_sqlite_file(self, batch: Sequence[NewInstance], replace: bool) -> list[AddResult]:
-        """The store transaction in this worker thread, on the synchronous connection (one hop, no aiosqlite)."""
+    def _write_blocking(self, batch: Sequence[NewInstance], replace: bool) -> list[AddResult]:
+        """The store transaction in this worker thread, on the synchronous connection (one hop off the loop)."""
         assert self._sync_engine is not None
         with self._file_lock_blocking(), self._sync_engine.connect() as conn:
-            # Take SQLite's write lock now: the duplicate check is then exclusive, and a deferred
-            # transaction can never fail to upgrade from reader to writer (SQLITE_BUSY).
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if conn.dialect.name == "sqlite":
+                # Take SQLite's write lock now: the duplicate check is then exclusive, and a deferred
+                # transaction can never fail to upgrade from reader to writer (SQLITE_BUSY).
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 results = write_batch(conn, batch, replace=replace, now=utcnow())
                 conn.commit()
@@ -322,7 +329,7 @@ class SqlIndex:
         Elsewhere (PostgreSQL, in-memory SQLite) it is ``AsyncConnection.run_sync`` on the async engine.
         """
         sync_engine = self._sync_engine
-        if sync_engine is not None:
+        if sync_engine is not None and self._sync_reads:
 
             def _run() -> T:
                 with sync_engine.connect() as conn:

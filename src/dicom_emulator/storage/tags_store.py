@@ -173,8 +173,8 @@ def ready_tags_sync(conn: Connection) -> list[TagRecord]:
 class SqlTagStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, sync_engine: Engine | None = None) -> None:
         self.sessions = sessions
-        # A synchronous engine on the same SQLite file lets the store path read the active tags inside its
-        # worker thread (storage/instance_writes.py explains why the store path avoids aiosqlite hops).
+        # A synchronous engine on the same database lets the store path read the active tags inside its
+        # worker thread (storage/instance_writes.py explains why the store path avoids event-loop hops).
         self._sync_engine = sync_engine
         # Read-only DB-API connections on that file for active_blocking, one per concurrent caller.
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
@@ -195,6 +195,10 @@ class SqlTagStore:
     def active_blocking(self) -> list[TagRecord]:
         """:meth:`active` for code already running in a worker thread (needs ``sync_engine``)."""
         assert self._sync_engine is not None
+        if self._sync_engine.dialect.name != "sqlite":
+            # Autocommit: one statement, without the BEGIN and ROLLBACK round trips of a transaction.
+            with self._sync_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                return active_tags_sync(conn)
         try:
             reader = self._readers.get_nowait()
         except queue.Empty:
@@ -264,7 +268,7 @@ class SqlTagStore:
         # A bare connection and a prebuilt statement: every QIDO request reads this. On a SQLite file, in a
         # worker thread on the synchronous engine (one hop, not aiosqlite's several per statement).
         sync_engine = self._sync_engine
-        if sync_engine is not None:
+        if sync_engine is not None and sync_engine.dialect.name == "sqlite":
 
             def _read() -> list[TagRecord]:
                 with sync_engine.connect() as conn:
