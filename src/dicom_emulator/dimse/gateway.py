@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import select
 import socket
-import ssl
 import threading
 from typing import Any, cast
 
@@ -35,7 +33,6 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom import _config as pynetdicom_config
-from pynetdicom.association import Association
 from pynetdicom.events import EventHandlerType
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # names generated at import time, unseen by mypy
     ModalityPerformedProcedureStep,
@@ -44,9 +41,10 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # names genera
     StudyRootQueryRetrieveInformationModelGet,
     Verification,
 )
-from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_emulator.dimse import handlers
+from dicom_emulator.dimse.association_io import GatewayRequestHandler
 from dicom_emulator.dimse.bridge import LoopBridge
 from dicom_emulator.runtime import Runtime
 from dicom_emulator.worker_shares import ConnectionShares, Deferral
@@ -101,65 +99,6 @@ def build_ae(ae_title: str) -> AE:
 def _log_association(event: evt.Event) -> None:
     requestor = event.assoc.requestor
     logger.info("DIMSE association from %s (%s:%s)", requestor.ae_title, requestor.address, requestor.port)
-
-
-# How long the association's reader thread waits for incoming data before it looks at its send queue again.
-_READY_WAIT = 0.001
-# Largest single read while a PDU's body is collected.
-_RECV_CHUNK = 1024 * 1024
-
-
-class GatewaySocket(AssociationSocket):
-    """pynetdicom's association socket, reading as data arrives and in large pieces.
-
-    pynetdicom's reader thread (DUL) polls: it sleeps 1 ms whenever the socket had nothing to read, so a PDU
-    that arrives meanwhile waits up to 1 ms, twice per C-STORE (command and data set). Here :attr:`ready`
-    waits up to the same 1 ms in ``select`` instead, and the reader's own sleep is turned off
-    (:class:`GatewayRequestHandler`): the loop goes round as often as before when idle, and wakes as soon as
-    a PDU comes. :meth:`recv` fills one buffer with ``recv_into`` instead of appending 4 KB reads to a
-    bytearray (a 500 KB P-DATA PDU was ~130 reads and as many copies).
-    """
-
-    @property
-    def ready(self) -> bool:
-        sock = self.socket
-        if sock is None or self._is_connected is False:
-            return False
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return True  # decrypted data select() cannot see
-        try:
-            readable, _, _ = select.select([sock], [], [], _READY_WAIT)
-        except (OSError, ValueError):
-            self.event_queue.put("Evt17")  # transport connection closed, as pynetdicom's own ready does
-            return False
-        return bool(readable)
-
-    def recv(self, nr_bytes: int) -> bytearray:
-        sock = cast(socket.socket, self.socket)
-        buffer = bytearray(nr_bytes)
-        view = memoryview(buffer)
-        filled = 0
-        while filled < nr_bytes:
-            count = sock.recv_into(view[filled : filled + _RECV_CHUNK])
-            if count == 0:  # connection closed: what arrived so far, as pynetdicom's recv returns
-                view.release()
-                del buffer[filled:]
-                return buffer
-            filled += count
-        view.release()
-        return buffer
-
-
-class GatewayRequestHandler(RequestHandler):
-    """pynetdicom's request handler, with :class:`GatewaySocket` on each association."""
-
-    def _create_association(self) -> Association:
-        assoc = super()._create_association()
-        # pynetdicom made and registered the socket (queueing the connection event); only its class changes.
-        cast(AssociationSocket, assoc.dul.socket).__class__ = GatewaySocket
-        # The reader waits in GatewaySocket.ready; its sleep between idle rounds would only add latency.
-        assoc.dul._run_loop_delay = 0
-        return assoc
 
 
 class GatewayAssociationServer(ThreadedAssociationServer):
@@ -278,9 +217,13 @@ class DimseGateway:
 
     async def start(self) -> None:
         """Bind and start accepting associations; raises ``OSError`` when the port is taken."""
-        if not self.runtime.settings.log_level.lower() == "debug":
+        debug = self.runtime.settings.log_level.lower() == "debug"
+        if not debug:
             # pynetdicom logs every PDU exchange at INFO; keep its warnings only.
             logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+        # pynetdicom's own handlers that describe each PDU and DIMSE message for its log: with --debug only
+        # (they format every message, logged or not; a process-wide setting, and this is its only AE).
+        pynetdicom_config.LOG_HANDLER_LEVEL = "standard" if debug else "none"
         context = handlers.HandlerContext(
             runtime=self.runtime,
             bridge=LoopBridge(asyncio.get_running_loop()),

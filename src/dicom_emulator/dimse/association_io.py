@@ -1,0 +1,141 @@
+"""How the gateway's associations read PDUs and send C-STORE responses: pynetdicom's classes, made cheaper.
+
+pynetdicom runs two polling threads per association and builds every DIMSE message through pydicom datasets;
+at hundreds of C-STORE per second those costs are a large part of a store. The classes here change how the
+bytes move, never what is sent: the reader waits in ``select`` instead of sleeping, reads each PDU into one
+buffer, and a plain C-STORE-RSP command set is encoded directly (byte for byte what pynetdicom encodes;
+tests/unit/test_association_io.py compares them). Anything else goes through pynetdicom unchanged.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import struct
+from typing import Any, cast
+
+from pynetdicom import evt
+from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.transport import AssociationSocket, RequestHandler
+
+# How long the association's reader thread waits for incoming data before it looks at its send queue again.
+_READY_WAIT = 0.001
+# Largest single read while a PDU's body is collected.
+_RECV_CHUNK = 1024 * 1024
+
+
+class GatewaySocket(AssociationSocket):
+    """pynetdicom's association socket, reading as data arrives and in large pieces.
+
+    pynetdicom's reader thread (DUL) polls: it sleeps 1 ms whenever the socket had nothing to read, so a PDU
+    that arrives meanwhile waits up to 1 ms, twice per C-STORE (command and data set). Here :attr:`ready`
+    waits up to the same 1 ms in ``select`` instead, and the reader's own sleep is turned off
+    (:class:`GatewayRequestHandler`): the loop goes round as often as before when idle, and wakes as soon as
+    a PDU comes. :meth:`recv` fills one buffer with ``recv_into`` instead of appending 4 KB reads to a
+    bytearray (a 500 KB P-DATA PDU was ~130 reads and as many copies).
+    """
+
+    @property
+    def ready(self) -> bool:
+        sock = self.socket
+        if sock is None or self._is_connected is False:
+            return False
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True  # decrypted data select() cannot see
+        try:
+            readable, _, _ = select.select([sock], [], [], _READY_WAIT)
+        except (OSError, ValueError):
+            self.event_queue.put("Evt17")  # transport connection closed, as pynetdicom's own ready does
+            return False
+        return bool(readable)
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        sock = cast(socket.socket, self.socket)
+        buffer = bytearray(nr_bytes)
+        view = memoryview(buffer)
+        filled = 0
+        while filled < nr_bytes:
+            count = sock.recv_into(view[filled : filled + _RECV_CHUNK])
+            if count == 0:  # connection closed: what arrived so far, as pynetdicom's recv returns
+                view.release()
+                del buffer[filled:]
+                return buffer
+            filled += count
+        view.release()
+        return buffer
+
+
+# PS3.7 E.1: Command Field of a C-STORE-RSP; Command Data Set Type "no data set" (0101H).
+_C_STORE_RSP = 0x8001
+_NO_DATA_SET = 0x0101
+# PS3.8 9.3.5.1: message control header of a PDV holding a whole command (command, last fragment).
+_LAST_COMMAND_FRAGMENT = b"\x03"
+
+
+def _command_element(element: int, value: bytes) -> bytes:
+    # Command sets are Implicit VR Little Endian (PS3.7 6.3.1): tag (group 0000), 32-bit length, value.
+    return struct.pack("<HHI", 0x0000, element, len(value)) + value
+
+
+def _uid(value: str) -> bytes:
+    raw = value.encode("ascii")
+    return raw + b"\0" if len(raw) % 2 else raw  # UI values are padded to even length with NUL (PS3.5 6.2)
+
+
+def store_response_command(primitive: C_STORE) -> bytes | None:
+    """The encoded command set of a C-STORE-RSP (PS3.7 9.3.1.2), or None when it needs pynetdicom's encoder.
+
+    Only the plain response: a status, the message ID it answers and the SOP class and instance. One with an
+    Error Comment or Offending Element (a failure) goes through pynetdicom.
+    """
+    if primitive.MessageIDBeingRespondedTo is None or primitive.Status is None:
+        return None
+    if primitive.ErrorComment is not None or primitive.OffendingElement is not None:
+        return None
+    body = b""
+    if primitive.AffectedSOPClassUID is not None:
+        body += _command_element(0x0002, _uid(str(primitive.AffectedSOPClassUID)))
+    body += _command_element(0x0100, struct.pack("<H", _C_STORE_RSP))
+    body += _command_element(0x0120, struct.pack("<H", primitive.MessageIDBeingRespondedTo))
+    body += _command_element(0x0800, struct.pack("<H", _NO_DATA_SET))
+    body += _command_element(0x0900, struct.pack("<H", primitive.Status))
+    if primitive.AffectedSOPInstanceUID is not None:
+        body += _command_element(0x1000, _uid(str(primitive.AffectedSOPInstanceUID)))
+    return _command_element(0x0000, struct.pack("<I", len(body))) + body
+
+
+class GatewayDimse(DIMSEServiceProvider):
+    """pynetdicom's DIMSE provider, sending a plain C-STORE-RSP without building a pydicom dataset for it.
+
+    pynetdicom turns every response primitive into a DIMSE message (a pydicom dataset set attribute by
+    attribute), encodes it twice (once to measure the group length) and cuts it into PDVs: ~0.25 ms per
+    C-STORE-RSP here. Taken only when nothing listens for the sent message (EVT_DIMSE_SENT: pynetdicom's
+    debug log, bound with ``--debug``) and the response fits one PDU of the peer's maximum length.
+    """
+
+    def send_msg(self, primitive: Any, context_id: int) -> None:
+        encoded = store_response_command(primitive) if isinstance(primitive, C_STORE) else None
+        limit = self.maximum_pdu_size
+        if encoded is None or (limit and len(encoded) + 6 > limit) or self.assoc.get_handlers(evt.EVT_DIMSE_SENT):
+            super().send_msg(primitive, context_id)
+            return
+        pdata = P_DATA()
+        pdata.presentation_data_value_list.append((context_id, _LAST_COMMAND_FRAGMENT + encoded))
+        self.dul.send_pdu(pdata)
+
+
+class GatewayRequestHandler(RequestHandler):
+    """pynetdicom's request handler, with :class:`GatewaySocket` and :class:`GatewayDimse` on each association."""
+
+    def _create_association(self) -> Association:
+        assoc = super()._create_association()
+        # pynetdicom made and registered the socket (queueing the connection event); only its class changes.
+        cast(AssociationSocket, assoc.dul.socket).__class__ = GatewaySocket
+        assoc.dimse.__class__ = GatewayDimse
+        # The reader waits in GatewaySocket.ready; its sleep between idle rounds would only add latency.
+        assoc.dul._run_loop_delay = 0
+        return assoc

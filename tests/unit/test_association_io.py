@@ -1,0 +1,132 @@
+"""association_io: the socket (waits in select, reads a PDU into one buffer) and the C-STORE-RSP encoder."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from pynetdicom.dimse_messages import C_STORE_RSP
+from pynetdicom.dimse_primitives import C_STORE
+
+from dicom_emulator.dimse.association_io import GatewaySocket, store_response_command
+
+
+@pytest.fixture
+def pair() -> Any:
+    ours, peer = socket.socketpair()
+    events: queue.Queue[str] = queue.Queue()
+    assoc = SimpleNamespace(dul=SimpleNamespace(event_queue=events))
+    wrapped = GatewaySocket(cast(Any, assoc), client_socket=ours)
+    assert events.get_nowait() == "Evt5"  # the connection indication pynetdicom's socket queues
+    yield wrapped, peer, events
+    peer.close()
+    ours.close()
+
+
+def test_recv_collects_exactly_the_bytes_asked_for_across_many_writes(pair: Any) -> None:
+    wrapped, peer, _ = pair
+    payload = bytes(range(256)) * 12_000  # 3 MB: more than one read, more than the socket buffer
+
+    def send() -> None:
+        for start in range(0, len(payload), 70_000):
+            peer.sendall(payload[start : start + 70_000])
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    got = wrapped.recv(len(payload) - 10)
+    rest = wrapped.recv(10)
+    sender.join()
+    assert isinstance(got, bytearray)
+    assert bytes(got) + bytes(rest) == payload
+
+
+def test_recv_returns_what_arrived_when_the_peer_closes(pair: Any) -> None:
+    wrapped, peer, _ = pair
+    peer.sendall(b"abcdef")
+    peer.close()
+    assert wrapped.recv(100) == bytearray(b"abcdef")
+
+
+def test_ready_waits_briefly_and_wakes_on_data(pair: Any) -> None:
+    wrapped, peer, _ = pair
+    assert wrapped.ready is False  # nothing to read: False after the short wait
+    peer.sendall(b"x")
+    assert wrapped.ready is True
+
+
+def test_ready_on_a_closed_socket_is_false_and_reports_the_close(pair: Any) -> None:
+    wrapped, _peer, events = pair
+    wrapped.socket.close()
+    assert wrapped.ready is False
+    assert events.get_nowait() == "Evt17"
+
+
+def test_a_waiting_ready_returns_as_soon_as_data_comes(pair: Any) -> None:
+    wrapped, peer, _ = pair
+    # Not a timing assertion on the emulator: the wait is select's, and data must end it (no sleep first).
+    threading.Timer(0.0005, peer.sendall, args=(b"y",)).start()
+    deadline = time.monotonic() + 5
+    while not wrapped.ready:
+        assert time.monotonic() < deadline
+    assert wrapped.recv(1) == bytearray(b"y")
+
+
+# --- C-STORE-RSP encoding ---------------------------------------------------------------------------------------
+
+
+def _response(**fields: Any) -> Any:
+    primitive = C_STORE()
+    for name, value in fields.items():
+        setattr(primitive, name, value)
+    return primitive
+
+
+def _pynetdicom_bytes(primitive: Any) -> bytes:
+    message = C_STORE_RSP()
+    message.primitive_to_message(primitive)
+    (pdata,) = list(message.encode_msg(1, 16382))
+    ((context_id, pdv),) = pdata.presentation_data_value_list
+    assert context_id == 1 and pdv[:1] == b"\x03"
+    return bytes(pdv[1:])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"Status": 0x0000},
+        {"Status": 0xB006},
+        {"Status": 0xA700},
+        {"Status": 0x0000, "AffectedSOPClassUID": None},
+        {"Status": 0x0000, "AffectedSOPInstanceUID": "1.2.3.4"},  # even length: no padding
+        {"Status": 0x0000, "MessageIDBeingRespondedTo": 65535},
+    ],
+    ids=["success", "warning", "failure-without-comment", "no-sop-class", "even-uid", "largest-message-id"],
+)
+def test_store_response_is_byte_for_byte_pynetdicoms(fields: dict[str, Any]) -> None:
+    base = {
+        "MessageIDBeingRespondedTo": 7,
+        "AffectedSOPClassUID": "1.2.840.10008.5.1.4.1.1.2",
+        "AffectedSOPInstanceUID": "1.2.826.0.1.3680043.8.498.4586570442759060642058727350278544325",  # odd length
+    }
+    primitive = _response(**{**base, **fields})
+    assert store_response_command(primitive) == _pynetdicom_bytes(primitive)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"Status": 0xA900, "ErrorComment": "DICOM100: invalid"},
+        {"Status": 0xC000, "OffendingElement": [0x00100020]},
+        {"Status": None},
+        {"MessageIDBeingRespondedTo": None},  # a request, not a response
+    ],
+    ids=["error-comment", "offending-element", "no-status", "request"],
+)
+def test_other_store_messages_are_left_to_pynetdicom(fields: dict[str, Any]) -> None:
+    primitive = _response(**{"MessageIDBeingRespondedTo": 7, "Status": 0, "AffectedSOPInstanceUID": "1.2.3", **fields})
+    assert store_response_command(primitive) is None
