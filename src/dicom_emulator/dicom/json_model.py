@@ -185,8 +185,29 @@ def sequence_items(ds: Dataset, tag: int) -> list[Dataset]:
     return list(view.values)
 
 
+# Views of raw explicit-VR string elements by (tag, VR, bytes, encodings): most elements of an instance repeat
+# byte for byte in the next instances of its series (patient, study, equipment...), and a view is immutable.
+# Bounded: short values only (long texts rarely repeat), and emptied when full.
+_STRING_VIEWS: dict[tuple[int, str, bytes, tuple[str, ...]], ElementView] = {}
+_STRING_VIEWS_LIMIT = 20_000
+_CACHED_VALUE_LENGTH = 256
+
+
 def _raw_view(ds: Dataset, raw: RawDataElement, encodings: list[str]) -> ElementView | None:
     tag = int(raw.tag)
+    # An explicit VR that is a string VR is the element's VR as is (pydicom's hook only resolves implicit,
+    # UN and ambiguous VRs), so the view depends on these bytes and the character sets alone.
+    raw_vr = raw.VR
+    value = raw.value
+    if raw_vr in STRING_VRS and value is not None and len(value) <= _CACHED_VALUE_LENGTH:
+        key = (tag, raw_vr, value, tuple(encodings))
+        view = _STRING_VIEWS.get(key)
+        if view is None:
+            view = _string_view(tag, raw_vr, _decode_raw_text(value, raw_vr, encodings))
+            if len(_STRING_VIEWS) >= _STRING_VIEWS_LIMIT:
+                _STRING_VIEWS.clear()
+            _STRING_VIEWS[key] = view
+        return view
     data: dict[str, Any] = {}
     pydicom_hooks.raw_element_vr(raw, data, encoding=encodings, ds=ds)
     vr = str(data["VR"])

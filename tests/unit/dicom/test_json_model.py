@@ -14,6 +14,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
+from dicom_emulator.dicom import json_model
 from dicom_emulator.dicom.json_model import (
     InvalidDicomJsonError,
     dataset_to_json,
@@ -492,3 +493,47 @@ def test_data_element_built_values() -> None:
     ds = Dataset()
     ds[0x00100010] = DataElement(0x00100010, "PN", ["A^B", "C^D"])
     assert one(ds) == {"vr": "PN", "Value": [{"Alphabetic": "A^B"}, {"Alphabetic": "C^D"}]}
+
+
+# --- the shared views of repeated raw string elements -------------------------------------------------------------
+
+
+def _raw_dataset(raw_elements: list[tuple[int, str, bytes]], charset: bytes | None = None) -> Dataset:
+    ds = Dataset()
+    if charset is not None:
+        ds._dict[BaseTag(0x00080005)] = raw(0x00080005, "CS", charset)
+    for tag, vr, value in raw_elements:
+        ds._dict[BaseTag(tag)] = raw(tag, vr, value)
+    return ds
+
+
+def test_a_repeated_raw_string_element_gets_one_shared_view_equal_to_a_fresh_one() -> None:
+    name = (0x00100010, "PN", b"Doe^Jane")
+    first = json_model.element_view(_raw_dataset([name]), 0x00100010)
+    again = json_model.element_view(_raw_dataset([name]), 0x00100010)
+    assert again is first
+    json_model._STRING_VIEWS.clear()
+    fresh = json_model.element_view(_raw_dataset([name]), 0x00100010)
+    assert fresh == first and fresh is not first
+    assert json_model.dataset_to_json(_raw_dataset([name])) == {
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Doe^Jane"}]}
+    }
+
+
+def test_the_same_bytes_in_another_character_set_are_another_view() -> None:
+    raw = (0x00100010, "PN", b"M\xc3\xbcller")
+    utf8 = json_model.element_view(_raw_dataset([raw], charset=b"ISO_IR 192"), 0x00100010)
+    default = json_model.element_view(_raw_dataset([raw]), 0x00100010)
+    assert utf8 is not None and utf8.text == "Müller"
+    assert default is not None and default.text == "M\u00c3\u00bcller"  # the same bytes read as Latin-1
+
+
+def test_long_values_are_not_kept_and_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    json_model._STRING_VIEWS.clear()
+    text = b"x" * (json_model._CACHED_VALUE_LENGTH + 2)
+    json_model.element_view(_raw_dataset([(0x00081030, "LO", text)]), 0x00081030)
+    assert json_model._STRING_VIEWS == {}
+    monkeypatch.setattr(json_model, "_STRING_VIEWS_LIMIT", 3)
+    for n in range(5):
+        json_model.element_view(_raw_dataset([(0x00200011, "IS", str(n).encode() + b" ")]), 0x00200011)
+    assert 1 <= len(json_model._STRING_VIEWS) <= 3
