@@ -33,8 +33,11 @@ HEADERS_COUNT_LIMIT = 16
 # Transport padding allowed after a delimiter before its CRLF (RFC 2046 LWSP); bounded so that a
 # delimiter followed by endless blanks cannot grow the buffer.
 _PADDING_LIMIT = 1024
-# Buffered writes to spool files; large chunks bypass the buffer.
-_WRITE_BUFFER = 1024 * 1024
+# Buffered writes to spool files, so that a body arriving in tiny chunks costs few system calls. Chunks of
+# this size or more (the usual socket reads) bypass the buffer: written straight from the bytes just received,
+# still in the CPU cache. A 1 MiB buffer instead copied every part once more and wrote it at the end from
+# memory gone cold: STOW 1 instance/request 1 client +20-37 %, 4 clients +12 % (alternating runs, session 7).
+_WRITE_BUFFER = 64 * 1024
 # Largest slice of an input chunk moved into the parse buffer at once.
 _FEED_SIZE = 1024 * 1024
 
