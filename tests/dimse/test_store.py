@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from pathlib import Path
 
 import pytest
 from pydicom import dcmread
@@ -135,3 +136,23 @@ async def test_large_instance_in_pdus_of_a_mebibyte_arrives_byte_for_byte(dimse:
     assert r.status_code == 200
     stored = dcmread(io.BytesIO(r.content))
     assert stored.PixelData == ds.PixelData
+
+
+async def test_received_data_sets_are_written_into_the_spool(dimse: DimseApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pynetdicom import dimse_messages
+
+    made: list[object] = []
+    create = dimse_messages.NamedTemporaryFile
+
+    def recording(*args: object, **kwargs: object) -> object:
+        made.append(create(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(dimse_messages, "NamedTemporaryFile", recording)
+    ds = with_meta(make_dataset(patient_id="SPOOLED-1"))
+    assert [s.Status for s in await asyncio.to_thread(scu.store, dimse.port, [ds])] == [0x0000]
+    spool_dir = dimse.app.state.runtime.spool_dir
+    # The gateway's reader wrote the data set into this app's spool (no file in the system temp dir).
+    assert [type(f).__name__ for f in made] == ["SpooledTemporaryFile"]
+    assert Path(made[0].name).parent == spool_dir  # type: ignore[attr-defined]
+    assert not Path(made[0].name).exists()  # consumed: moved into the blob store

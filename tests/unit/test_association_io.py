@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -13,7 +16,13 @@ import pytest
 from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
 
-from dicom_emulator.dimse.association_io import GatewaySocket, store_response_command
+from dicom_emulator.dimse.association_io import (
+    GatewaySocket,
+    SpooledTemporaryFile,
+    spooled_temporary_file,
+    store_response_command,
+)
+from dicom_emulator.spool_files import SpoolFiles
 
 
 @pytest.fixture
@@ -130,3 +139,32 @@ def test_store_response_is_byte_for_byte_pynetdicoms(fields: dict[str, Any]) -> 
 def test_other_store_messages_are_left_to_pynetdicom(fields: dict[str, Any]) -> None:
     primitive = _response(**{"MessageIDBeingRespondedTo": 7, "Status": 0, "AffectedSOPInstanceUID": "1.2.3", **fields})
     assert store_response_command(primitive) is None
+
+
+# --- received data sets in the spool --------------------------------------------------------------------------
+
+
+def test_a_gateway_reader_thread_gets_a_spool_file_and_others_the_real_temporary_file(tmp_path: Path) -> None:
+    spool = SpoolFiles(tmp_path)
+    reader = threading.Thread()
+    reader.assoc = SimpleNamespace(_server=SimpleNamespace(spool_files=spool))  # type: ignore[attr-defined]
+    made: list[Any] = []
+    reader.run = lambda: made.append(spooled_temporary_file(delete=False, mode="wb", suffix=".dcm"))  # type: ignore[method-assign]
+    reader.start()
+    reader.join()
+    (spooled,) = made
+    assert isinstance(spooled, SpooledTemporaryFile)
+    assert Path(spooled.name).parent == tmp_path and spooled.name.endswith(".dcm")
+    spooled.write(b"\0" * 128 + b"DICM")
+    spooled.file.flush()  # pynetdicom flushes after each fragment
+    spooled.close()
+    assert Path(spooled.name).read_bytes() == b"\0" * 128 + b"DICM"
+    spool.close()
+
+    elsewhere = spooled_temporary_file(delete=False, mode="wb", suffix=".dcm")  # not an association's reader
+    try:
+        assert not isinstance(elsewhere, SpooledTemporaryFile)
+        assert Path(elsewhere.name).parent == Path(tempfile.gettempdir())
+    finally:
+        elsewhere.close()
+        os.unlink(elsewhere.name)

@@ -9,18 +9,24 @@ tests/unit/test_association_io.py compares them). Anything else goes through pyn
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import ssl
 import struct
-from typing import Any, cast
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, Any, cast
 
-from pynetdicom import evt
+from pynetdicom import dimse_messages, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.transport import AssociationSocket, RequestHandler
+
+from dicom_emulator.spool_files import SpoolFiles
 
 # How long the association's reader thread waits for incoming data before it looks at its send queue again.
 _READY_WAIT = 0.001
@@ -139,3 +145,58 @@ class GatewayRequestHandler(RequestHandler):
         # The reader waits in GatewaySocket.ready; its sleep between idle rounds would only add latency.
         assoc.dul._run_loop_delay = 0
         return assoc
+
+
+# --- received data sets straight into the spool -------------------------------------------------------------------
+
+
+class SpooledTemporaryFile:
+    """What pynetdicom uses of ``NamedTemporaryFile(delete=False)``, on a file of the gateway's spool.
+
+    pynetdicom writes a received data set (``STORE_RECV_CHUNKED_DATASET``) to a temporary file it creates
+    itself, in the reader thread, before the first fragment: a new inode in the system temp dir, made while
+    the association waits (0.1-0.7 ms on the benchmark machine's disk after deletes) and left there if the
+    process dies. Taken from the spool's reserve instead (spool_files.py), the file is made ahead of need,
+    already where the store wants it, and swept with the spool after a crash.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.name = str(path)
+        self.file: IO[bytes] = open(fd, "wb", buffering=64 * 1024, closefd=True)  # noqa: SIM115 - closed by pynetdicom
+
+    def write(self, data: bytes) -> int:
+        return self.file.write(data)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.file, name)
+
+
+def spooled_temporary_file(*args: Any, **kwargs: Any) -> Any:
+    """``NamedTemporaryFile`` for pynetdicom's DIMSE messages: a spool file when a gateway association reads.
+
+    The reader thread of an association is pynetdicom's DUL (a Thread with ``assoc``), whose server carries
+    the spool (:class:`GatewayAssociationServer`); any other caller gets the real ``NamedTemporaryFile``.
+    """
+    assoc = getattr(threading.current_thread(), "assoc", None)
+    spool = getattr(getattr(assoc, "_server", None), "spool_files", None)
+    if not isinstance(spool, SpoolFiles) or kwargs.get("delete", True) is not False:
+        return tempfile.NamedTemporaryFile(*args, **kwargs)  # noqa: SIM115 - the caller owns it
+    path, fd = spool.new_file("dimse-", kwargs.get("suffix") or ".tmp")
+    try:
+        return SpooledTemporaryFile(path, fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+
+
+def spool_received_data_sets() -> None:
+    """Have pynetdicom create the files of received data sets through :func:`spooled_temporary_file`.
+
+    A process-wide switch, like ``STORE_RECV_CHUNKED_DATASET``: the gateway is the process's only pynetdicom
+    acceptor, and other threads (an SCU in tests) still get ``NamedTemporaryFile``.
+    """
+    dimse_messages.NamedTemporaryFile = spooled_temporary_file  # type: ignore[attr-defined]

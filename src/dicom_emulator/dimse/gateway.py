@@ -44,9 +44,10 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # names genera
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_emulator.dimse import handlers
-from dicom_emulator.dimse.association_io import GatewayRequestHandler
+from dicom_emulator.dimse.association_io import GatewayRequestHandler, spool_received_data_sets
 from dicom_emulator.dimse.bridge import LoopBridge
 from dicom_emulator.runtime import Runtime
+from dicom_emulator.spool_files import SpoolFiles
 from dicom_emulator.worker_shares import ConnectionShares, Deferral
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def build_ae(ae_title: str) -> AE:
     # Received C-STORE data sets go to a file as they arrive instead of into memory (handlers._spool); a
     # process-wide pynetdicom setting, and this process's only Storage SCP is this one.
     pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
+    spool_received_data_sets()  # ...in this process's spool (association_io.SpooledTemporaryFile)
     ae = AE(ae_title=ae_title)
     ae.maximum_associations = MAX_ASSOCIATIONS
     # Receive PDUs of up to 1 MiB: a peer then sends a 500 KB instance in one P-DATA PDU instead of ~32 of
@@ -102,6 +104,9 @@ def _log_association(event: evt.Event) -> None:
 
 
 class GatewayAssociationServer(ThreadedAssociationServer):
+    # Where the associations' received data sets are written (association_io.spooled_temporary_file).
+    spool_files: SpoolFiles | None = None
+
     """pynetdicom's threaded server with TCP_NODELAY and :class:`GatewayRequestHandler` on each association.
 
     A C-STORE-RSP or C-FIND-RSP is a small write, and with Nagle's algorithm on it can wait for the peer's
@@ -248,7 +253,11 @@ class DimseGateway:
                 (SharedSocketAssociationServer,),
                 {"listen_fd": self.listen_fd, "shares": self.shares, "worker_index": self.worker_index},
             )
-        server = ae.make_server((self.host, self.port), evt_handlers=evt_handlers, server_class=server_class)
+        server = cast(
+            GatewayAssociationServer,
+            ae.make_server((self.host, self.port), evt_handlers=evt_handlers, server_class=server_class),
+        )
+        server.spool_files = self.runtime.spool_files  # received data sets are written there (association_io)
         threading.Thread(target=server.serve_forever, name="AcceptorServer", daemon=True).start()
         ae._servers.append(server)  # so that ae.shutdown() stops it, as it does for ae.start_server's servers
         self._server = server

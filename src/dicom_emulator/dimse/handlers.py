@@ -183,10 +183,11 @@ def handle_echo(event: Event, ctx: HandlerContext) -> int:
 def _spool(event: Event, spool: SpoolFiles) -> Path:
     """The received data set as a Part 10 file (file meta + the bytes as sent, not re-encoded) in the spool.
 
-    The gateway has pynetdicom write each received data set to a temporary file as its P-DATA arrive
-    (``STORE_RECV_CHUNKED_DATASET``), so a C-STORE is never held in memory, like a STOW part. That file is
-    renamed into the spool under a fresh name (copied when the system temp dir is another filesystem); the
-    store consumes it, and pynetdicom's own best-effort unlink afterwards finds nothing.
+    The gateway has pynetdicom write each received data set to a file as its P-DATA arrive
+    (``STORE_RECV_CHUNKED_DATASET``), so a C-STORE is never held in memory, like a STOW part. That file is a
+    spool file already (association_io.SpooledTemporaryFile); one elsewhere (pynetdicom configured by
+    someone else) is renamed into the spool, or copied from another filesystem. The store consumes it, and
+    pynetdicom's own best-effort unlink afterwards finds nothing.
     """
     try:
         received = event.dataset_path
@@ -199,6 +200,8 @@ def _spool(event: Event, spool: SpoolFiles) -> Path:
             path.unlink(missing_ok=True)
             raise
         return path
+    if received.parent == spool.directory:
+        return received  # written into the spool already (association_io.SpooledTemporaryFile)
     # A name, not a file: the rename makes the entry, with no second inode (the spool directory is this
     # process's own, so a counter name is free).
     path = spool.new_name("dimse-", ".dcm")
