@@ -3,8 +3,9 @@
 pynetdicom runs two polling threads per association and builds every DIMSE message through pydicom datasets;
 at hundreds of C-STORE per second those costs are a large part of a store. The classes here change how the
 bytes move, never what is sent: the reader waits in ``select`` instead of sleeping, reads each PDU into one
-buffer, and a plain C-STORE-RSP command set is encoded directly (byte for byte what pynetdicom encodes;
-tests/unit/test_association_io.py compares them). Anything else goes through pynetdicom unchanged.
+buffer and writes a received data set into a spool file made ahead of need, and a plain C-STORE-RSP command
+set is encoded directly (byte for byte what pynetdicom encodes; tests/unit/test_association_io.py compares
+them). Anything else goes through pynetdicom unchanged. Requires pynetdicom's 3.x internals (pyproject pins).
 """
 
 from __future__ import annotations
