@@ -17,6 +17,7 @@ from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
 
 from dicom_emulator.dimse.association_io import (
+    GatewayDul,
     GatewaySocket,
     SpooledTemporaryFile,
     spooled_temporary_file,
@@ -168,3 +169,27 @@ def test_a_gateway_reader_thread_gets_a_spool_file_and_others_the_real_temporary
     finally:
         elsewhere.close()
         os.unlink(elsewhere.name)
+
+
+# --- waking the reader --------------------------------------------------------------------------------------------
+
+
+def test_a_queued_pdu_or_a_stop_wakes_the_reader_waiting_in_select() -> None:
+    dul = object.__new__(GatewayDul)  # only the wake-up part; pynetdicom's own state is not needed here
+    dul.open_wakeup()
+    ours, peer = socket.socketpair()
+    try:
+        assoc = SimpleNamespace(dul=SimpleNamespace(event_queue=queue.Queue(), wake_reader=dul.wake_reader))
+        wrapped = GatewaySocket(cast(Any, assoc), client_socket=ours)
+        dul._wake()
+        dul._wake()  # two wake-ups before the reader looks: one round, both drained
+        assert wrapped.ready is False  # woken, and no data from the peer
+        assert dul.wake_reader is not None
+        with pytest.raises(BlockingIOError):
+            dul.wake_reader.recv(1)  # drained
+        peer.sendall(b"z")
+        assert wrapped.ready is True  # data still wins
+    finally:
+        for sock in (ours, peer, dul.wake_reader, dul._wake_writer):
+            if sock is not None:
+                sock.close()
