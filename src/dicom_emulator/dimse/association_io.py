@@ -43,9 +43,9 @@ class GatewaySocket(AssociationSocket):
 
     pynetdicom's reader thread (DUL) polls: it sleeps 1 ms whenever the socket had nothing to read, so a PDU
     that arrives meanwhile waits up to 1 ms, twice per C-STORE (command and data set). Here :attr:`ready`
-    waits up to the same 1 ms in ``select`` instead, and the reader's own sleep is turned off
-    (:class:`GatewayRequestHandler`): the loop goes round as often as before when idle, and wakes as soon as
-    a PDU comes. :meth:`recv` fills one buffer with ``recv_into`` instead of appending 4 KB reads to a
+    waits in ``select`` instead, on the socket and on :class:`GatewayDul`'s wake-up socket, and the reader's
+    own sleep is turned off (:class:`GatewayRequestHandler`): it wakes as soon as a PDU comes or one is
+    queued to send. :meth:`recv` fills one buffer with ``recv_into`` instead of appending 4 KB reads to a
     bytearray (a 500 KB P-DATA PDU was ~130 reads and as many copies).
     """
 
