@@ -100,16 +100,20 @@ def test_two_workers_share_one_store_and_one_change_feed(tmp_path: Path) -> None
             for client in clients:
                 client.close()
         # The same for DIMSE: four associations opened one after another are served two per worker
-        # (gateway.py), each worker's count falling again as its associations close. (Left to whichever worker
-        # wakes first, four associations land 2+2 in only 6 of 16 cases: three rounds of that rarely pass.)
-        for _ in range(3):
+        # (gateway.py), each worker's count falling again as its associations close. Balancing is best effort
+        # (a worker defers for 20 ms; one whose acceptor is not scheduled in time loses the association), so
+        # four rounds of five must be 2+2 and none 4+0. Left to whichever worker wakes first, four associations
+        # land 2+2 in only 6 of 16 cases: four rounds of five that way happen 7 times in 100.
+        splits = []
+        for _ in range(5):
             held = [ae.associate("127.0.0.1", dimse_port, ae_title="DICOM_EMULATOR") for _ in range(4)]
             assert all(assoc.is_established for assoc in held)
             per_worker = {worker: _established(worker, dimse_port) for worker in _children(emulator.pid)}
-            assert sorted(per_worker.values()) == [2, 2], per_worker
+            splits.append(sorted(per_worker.values()))
             for assoc in held:
                 assoc.release()
             _wait_until(lambda: all(_established(w, dimse_port) == 0 for w in _children(emulator.pid)))
+        assert splits.count([2, 2]) >= 4 and [0, 4] not in splits, splits
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
