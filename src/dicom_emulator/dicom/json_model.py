@@ -186,7 +186,8 @@ def sequence_items(ds: Dataset, tag: int) -> list[Dataset]:
 
 
 # Views of raw explicit-VR string elements by (tag, VR, bytes, encodings): most elements of an instance repeat
-# byte for byte in the next instances of its series (patient, study, equipment...), and a view is immutable.
+# byte for byte in the next instances of its series (patient, study, equipment...), and a view is frozen (no
+# reader changes its values list), so one object serves them all.
 # Bounded: short values only (long texts rarely repeat), and emptied when full.
 _STRING_VIEWS: dict[tuple[int, str, bytes, tuple[str, ...]], ElementView] = {}
 _STRING_VIEWS_LIMIT = 20_000

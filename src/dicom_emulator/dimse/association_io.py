@@ -10,6 +10,7 @@ them). Anything else goes through pynetdicom unchanged. Requires pynetdicom's 3.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -142,11 +143,10 @@ class GatewayDimse(DIMSEServiceProvider):
 
 
 def _drain(wake: socket.socket) -> None:
-    try:
+    # Read the pending wake-up bytes until none is left (BlockingIOError), or the pair is closed (OSError).
+    with contextlib.suppress(OSError):
         while wake.recv(4096):
-            pass
-    except (BlockingIOError, OSError):
-        pass
+            continue
 
 
 class GatewayDul(DULServiceProvider):
@@ -169,10 +169,10 @@ class GatewayDul(DULServiceProvider):
     def _wake(self) -> None:
         writer = self._wake_writer
         if writer is not None:
-            try:
+            # A full buffer (BlockingIOError) means a wake-up is pending already; a closed pair, that the
+            # reader has ended: either way there is nothing more to do.
+            with contextlib.suppress(OSError):
                 writer.send(b"\0")
-            except (BlockingIOError, OSError):
-                pass  # a wake-up is already pending, or the thread has ended
 
     def run(self) -> None:
         try:

@@ -55,14 +55,13 @@ def create_sync_engine(url: str, *, power_safe: bool = False) -> Engine | None:
     """
     if url.startswith("postgresql+asyncpg://"):
         # Same server and credentials; psycopg is a thread-safe blocking driver with libpq's binary protocol.
-        engine = sa_create_engine(
+        return sa_create_engine(
             make_url(url).set(drivername="postgresql+psycopg"),
             # Stores run in worker threads: a few connections per process, more while a burst lasts.
             pool_size=4,
             max_overflow=4,
             pool_pre_ping=True,
         )
-        return engine
     if not url.startswith("sqlite+aiosqlite:///") or ":memory:" in url:
         return None
     engine = sa_create_engine(

@@ -3,11 +3,11 @@
 Written as synchronous SQLAlchemy Core over a :class:`~sqlalchemy.engine.Connection`, so one body serves
 two ways of running it (storage/index.py chooses):
 
-- on a SQLite file, in ONE worker thread on a synchronous pysqlite connection: the whole transaction is a
-  single hop off the event loop instead of one hop per statement through aiosqlite, which cost more than
-  the SQL itself at hundreds of stores per second;
-- on PostgreSQL (and the in-memory SQLite of ``--in-memory``), through ``AsyncConnection.run_sync`` on the
-  app's async engine.
+- on a SQLite file or PostgreSQL, in ONE worker thread on a synchronous connection (pysqlite, psycopg 3):
+  the whole transaction is a single hop off the event loop instead of one hop per statement through
+  aiosqlite or asyncpg, which cost more than the SQL itself at hundreds of stores per second;
+- on the in-memory SQLite of ``--in-memory``, through ``AsyncConnection.run_sync`` on the app's async
+  engine (the database lives in its one connection).
 
 Statements are Core, not ORM: the unit of work (flush, identity map) cost more than the SQL it ran.
 """
