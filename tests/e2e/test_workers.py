@@ -89,16 +89,20 @@ def test_two_workers_share_one_store_and_one_change_feed(tmp_path: Path) -> None
         with httpx.Client(base_url=emulator.base_url, timeout=60) as client:
             assert len(client.get(f"/v2/studies/{dimse_study}/instances", headers=ACCEPT).json()) == 18
         # Four keep-alive connections opened at once: two per worker (http_accept.py), not all on the first
-        # worker to wake, as ingest with four clients would then run on one core.
+        # worker to wake, as ingest with four clients would then run on one core. Best effort, like DIMSE below:
+        # four rounds of five 2+2 and none 4+0.
         port = int(emulator.base_url.rsplit(":", 1)[1])
-        for _ in range(3):
+        http_splits = []
+        for _ in range(5):
             clients = [httpx.Client(base_url=emulator.base_url, timeout=60) for _ in range(4)]
             with ThreadPoolExecutor(4) as pool:
                 assert list(pool.map(lambda c: c.get("/health").status_code, clients)) == [200] * 4
             per_worker = {worker: _established(worker, port) for worker in _children(emulator.pid)}
-            assert sorted(per_worker.values()) == [2, 2], per_worker
+            http_splits.append(sorted(per_worker.values()))
             for client in clients:
                 client.close()
+            _wait_until(lambda: all(_established(w, port) == 0 for w in _children(emulator.pid)))
+        assert http_splits.count([2, 2]) >= 4 and [0, 4] not in http_splits, http_splits
         # The same for DIMSE: four associations opened one after another are served two per worker
         # (gateway.py), each worker's count falling again as its associations close. Balancing is best effort
         # (a worker defers for 20 ms; one whose acceptor is not scheduled in time loses the association), so
