@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Table, text
 from sqlalchemy.engine import Connection
 
+from dicom_emulator.storage import compiled_sql
 from dicom_emulator.storage.models import ChangeFeedEntry, EventOutbox
 
 # Any constant: the advisory lock that orders change-feed commits on PostgreSQL (see lock_feed).
@@ -22,7 +23,9 @@ FEED_LOCK_ID = 0x44434D46
 
 FEED: Table = ChangeFeedEntry.__table__  # type: ignore[assignment]
 OUTBOX: Table = EventOutbox.__table__  # type: ignore[assignment]
-_INSERT_FEED = FEED.insert().returning(FEED.c.sequence, sort_by_parameter_order=True)
+_INSERT_FEED = FEED.insert().returning(FEED.c.sequence)
+_INSERT_OUTBOX = OUTBOX.insert()
+_LOCK_FEED = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 def lock_feed(conn: Connection) -> None:
@@ -33,7 +36,7 @@ def lock_feed(conn: Connection) -> None:
     invariant 3). SQLite serializes writers already.
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_ID})
+        compiled_sql.execute(conn, _LOCK_FEED, {"k": FEED_LOCK_ID}).close()
 
 
 def append_feed(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -41,11 +44,12 @@ def append_feed(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
     if not rows:
         return []
     lock_feed(conn)
-    sequences = [int(s) for s in conn.execute(_INSERT_FEED, list(rows)).scalars().all()]
+    # One INSERT per row, in order: the sequences come back in the order of ``rows``.
+    sequences = [int(compiled_sql.scalar(conn, _INSERT_FEED, row)) for row in rows]
     add_events(conn, sequences)
     return sequences
 
 
 def add_events(conn: Connection, sequences: Sequence[int]) -> None:
     """The outbox rows of freshly inserted feed rows: the event id is fixed now, so redeliveries repeat it."""
-    conn.execute(OUTBOX.insert(), [{"sequence": s, "event_id": str(uuid.uuid4())} for s in sequences])
+    compiled_sql.execute_many(conn, _INSERT_OUTBOX, [{"sequence": s, "event_id": str(uuid.uuid4())} for s in sequences])

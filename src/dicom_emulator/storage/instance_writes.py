@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from dicom_emulator.dicom.extended_tags import IndexedValue, extract_value
 from dicom_emulator.errors import InstanceAlreadyExistsError
+from dicom_emulator.storage import compiled_sql
 from dicom_emulator.storage.feed_append import append_feed
 from dicom_emulator.storage.models import Instance, Series, Study
 from dicom_emulator.storage.tags_store import TagRecord, active_tags_sync, value_statements
@@ -138,8 +138,8 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
     # Latest wins for the study and series attributes (azure-behaviour §4.5): the upserts wrote the values of
     # the batch's last instance of each; latest_watermark points their metadata at that instance.
     if studies:
-        conn.execute(_POINT_STUDY, [{"key": k, "latest_watermark": w} for k, w in studies.items()])
-        conn.execute(_POINT_SERIES, [{"key": k, "latest_watermark": w} for k, w in series.items()])
+        compiled_sql.execute_many(conn, _POINT_STUDY, [{"key": k, "latest_watermark": w} for k, w in studies.items()])
+        compiled_sql.execute_many(conn, _POINT_SERIES, [{"key": k, "latest_watermark": w} for k, w in series.items()])
     append_feed(conn, feed)
     return results
 
@@ -155,7 +155,7 @@ def lock_studies(conn: Connection, studies: set[tuple[int, str]]) -> None:
     """
     keys = sorted({zlib.crc32(f"{partition}/{study}".encode()) - 2**31 for partition, study in studies})
     for key in keys:
-        conn.execute(_LOCK_STUDY, {"key": key})
+        compiled_sql.execute(conn, _LOCK_STUDY, {"key": key}).close()
 
 
 def _add_with_savepoint(
@@ -164,11 +164,12 @@ def _add_with_savepoint(
     # An upsert that loses a race against a concurrent insert of the same new instance tries again once the
     # winner has committed: PUT replaces, it never answers 45070.
     attempts = 3 if replace else 1
+    unique_violation = compiled_sql.integrity_errors(conn)
     for attempt in range(attempts):
         try:
             with conn.begin_nested():
                 return _add_one(conn, new, tags, now, replace=replace, check=False)
-        except IntegrityError:
+        except unique_violation:
             if attempt + 1 == attempts:
                 return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE))
     raise AssertionError("unreachable")
@@ -190,7 +191,7 @@ def _add_one(
         "series_uid": new.series_uid,
         "sop_uid": new.sop_uid,
     }
-    if not replace and check and conn.execute(_FIND_INSTANCE, identity).first() is not None:
+    if not replace and check and compiled_sql.first(conn, _FIND_INSTANCE, identity) is not None:
         return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE))
     study_values = new.study_values if new.keep_expiry else {"expires_at": new.expires_at, **new.study_values}
     study_key = _upsert(
@@ -214,10 +215,11 @@ def _add_one(
         # the study and series rows: every writer locks study → series → instance in that order, so two
         # PUTs of one instance on PostgreSQL cannot deadlock (one holding the study row, the other the
         # instance row it deleted).
-        old = conn.execute(_DELETE_INSTANCE, identity).first()
+        old = compiled_sql.first(conn, _DELETE_INSTANCE, identity)
         if old is not None:
             old_blob, old_original_blob = old[0], old[1]
-    watermark = conn.execute(
+    watermark = compiled_sql.scalar(
+        conn,
         _INSERT_INSTANCE,
         {
             **identity,
@@ -236,7 +238,7 @@ def _add_one(
             "original_size": new.original_size,
             "original_metadata_json": new.original_metadata_json,
         },
-    ).scalar()
+    )
     assert watermark is not None
     if new.metadata is not None:
         # Tags were read in this transaction: a tag added concurrently is seen here or covered by its
@@ -284,6 +286,6 @@ def _upsert(
             index_elements=list(conflict), set_={name: insert.excluded[name] for name in values}
         ).returning(table.primary_key.columns.values()[0])
         _UPSERTS[cache_key] = stmt
-    result = conn.execute(stmt, {**identity, "latest_watermark": 0, **values}).scalar()
+    result = compiled_sql.scalar(conn, stmt, {**identity, "latest_watermark": 0, **values})
     assert result is not None
     return int(result)
