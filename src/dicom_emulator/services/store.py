@@ -38,6 +38,7 @@ from dicom_emulator.services.store_outcome import StoreOutcome
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore
 from dicom_emulator.storage.index import AddResult, NewInstance, SqlIndex
 from dicom_emulator.storage.tags_store import SqlTagStore
+from dicom_emulator.storage.writeback import start_writeback
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +254,10 @@ class StoreService:
         if early_sync:
             assert synced is not None
             _zero_preamble(path)
-            synced.append(_sync_lane().submit(_fdatasync, os.open(path, os.O_RDONLY)))
+            fd = os.open(path, os.O_RDONLY)
+            # Write-out starts now, from this thread: the lane's fdatasync then waits only for the rest.
+            start_writeback(fd)
+            synced.append(_sync_lane().submit(_fdatasync, fd))
         prepared = _prepare(path, request, extended, zero_preamble=not early_sync)
         if not prepared.outcome.stored:
             return prepared.outcome, None, extended
