@@ -70,6 +70,22 @@ async def test_duplicate_post_is_409_with_45070(client: httpx.AsyncClient) -> No
     assert r.json()["00081198"]["Value"][0]["00081197"] == {"vr": "US", "Value": [45070]}
 
 
+async def test_rejected_duplicate_changes_no_study_attribute_and_no_feed(client: httpx.AsyncClient) -> None:
+    # On PostgreSQL a lone new instance is written without a savepoint: its unique violation must roll back
+    # the study and series upserts that ran before it (storage/instance_writes.py).
+    study, series, sop = new_uid(), new_uid(), new_uid()
+    first = make_instance(study_uid=study, series_uid=series, sop_uid=sop, patient_name="First^Name")
+    again = make_instance(study_uid=study, series_uid=series, sop_uid=sop, patient_name="Second^Name")
+    assert (await stow(client, [first])).status_code == 200
+    feed = (await client.get("/v2/changefeed/latest")).json()
+    r = await stow(client, [again])
+    assert r.status_code == 409
+    assert r.json()["00081198"]["Value"][0]["00081197"] == {"vr": "US", "Value": [45070]}
+    found = (await client.get(f"/v2/studies?StudyInstanceUID={study}", headers=ACCEPT)).json()
+    assert found[0]["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "First^Name"}]}
+    assert (await client.get("/v2/changefeed/latest")).json() == feed
+
+
 async def test_duplicate_in_same_request_is_202(client: httpx.AsyncClient) -> None:
     data = make_instance()
     r = await stow(client, [data, data])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+import pytest
 from fastapi import FastAPI
 
-from dicom_emulator.config import Settings
-from dicom_emulator.storage.db import create_sync_engine
+from dicom_emulator.config import Settings, normalize_database_url
+from dicom_emulator.storage.db import PING_AFTER_IDLE_SECONDS, create_engine, create_sync_engine
+from tests.databases import PostgresServer
 
 
 def test_sync_engine_per_database() -> None:
@@ -36,3 +39,43 @@ async def test_store_runs_blocking_and_reads_the_active_tags_in_the_thread(
     assert await asyncio.to_thread(runtime.store.tags.active_blocking) == []
     # Reads: a worker thread on the SQLite file, asyncpg on the loop for PostgreSQL.
     assert runtime.store.index._sync_reads is (backend == "sqlite")
+
+
+@pytest.mark.postgres
+def test_postgres_commits_follow_durability_and_idle_connections_are_pinged(postgres_server: PostgresServer) -> None:
+    url = normalize_database_url(postgres_server.url(postgres_server.template))
+    for power_safe, expected in ((False, "off"), (True, "on")):
+        engine = create_sync_engine(url, power_safe=power_safe)
+        assert engine is not None
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == expected
+        engine.dispose()
+
+    async def async_setting() -> str | None:
+        engine = create_engine(url, power_safe=False)
+        try:
+            async with engine.connect() as conn:
+                return (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar()
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(async_setting()) == "off"
+
+    # A pooled connection whose server session ended while it sat idle is replaced at the next checkout.
+    engine = create_sync_engine(url)
+    assert engine is not None
+    with engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with engine.connect() as conn:  # used again at once: no ping, the same session
+        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() == pid
+        conn.commit()
+    admin = create_sync_engine(url)
+    assert admin is not None
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        conn.commit()
+    admin.dispose()
+    time.sleep(PING_AFTER_IDLE_SECONDS + 0.1)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+    engine.dispose()

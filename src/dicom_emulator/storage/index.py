@@ -120,6 +120,18 @@ def _record(row: Any) -> InstanceRecord:
     )
 
 
+def _finish(conn: Connection, results: Sequence[AddResult]) -> None:
+    """Commit a store transaction that stored something; roll back one that stored nothing.
+
+    On PostgreSQL a lone instance's unique violation leaves its transaction failed (write_batch takes no
+    savepoint for it): there is nothing to keep, and the study and series rows it touched revert.
+    """
+    if any(result.watermark is not None for result in results):
+        conn.commit()
+    else:
+        conn.rollback()
+
+
 class SqlIndex:
     """Index operations over an async session factory (SQLite or PostgreSQL).
 
@@ -211,7 +223,7 @@ class SqlIndex:
                     # Take SQLite's write lock first: the duplicate check is then exclusive.
                     await conn.exec_driver_sql("BEGIN IMMEDIATE")
                 results = await conn.run_sync(write_batch, batch, replace=replace, now=utcnow())
-                await conn.commit()
+                await conn.run_sync(_finish, results)
         if any(r.watermark is not None for r in results):
             self._feed_committed()
         return results
@@ -244,7 +256,7 @@ class SqlIndex:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 results = write_batch(conn, batch, replace=replace, now=utcnow())
-                conn.commit()
+                _finish(conn, results)
             except BaseException:
                 conn.rollback()
                 raise

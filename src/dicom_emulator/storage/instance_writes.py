@@ -109,10 +109,14 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
     feed: list[dict[str, Any]] = []
     if postgres:
         lock_studies(conn, {(new.partition_key, new.study_uid) for new in batch})
+    # A savepoint per instance (two round trips) isolates one instance's unique violation from the others of
+    # its batch; a new instance stored alone needs none: its violation fails the whole transaction, which
+    # then holds nothing else and is rolled back (SqlIndex).
+    savepoints = replace or len(batch) > 1
     for new in batch:
         try:
             if postgres:
-                result = _add_with_savepoint(conn, new, tags, now, replace=replace)
+                result = _add_with_savepoint(conn, new, tags, now, replace=replace, savepoint=savepoints)
             else:
                 result = _add_one(conn, new, tags, now, replace=replace, check=not replace)
         except Exception as exc:  # noqa: BLE001 - a storage error fails this instance only (272)
@@ -159,7 +163,13 @@ def lock_studies(conn: Connection, studies: set[tuple[int, str]]) -> None:
 
 
 def _add_with_savepoint(
-    conn: Connection, new: NewInstance, tags: Sequence[TagRecord], now: datetime, *, replace: bool
+    conn: Connection,
+    new: NewInstance,
+    tags: Sequence[TagRecord],
+    now: datetime,
+    *,
+    replace: bool,
+    savepoint: bool = True,
 ) -> AddResult:
     # An upsert that loses a race against a concurrent insert of the same new instance tries again once the
     # winner has committed: PUT replaces, it never answers 45070.
@@ -167,6 +177,8 @@ def _add_with_savepoint(
     unique_violation = compiled_sql.integrity_errors(conn)
     for attempt in range(attempts):
         try:
+            if not savepoint:
+                return _add_one(conn, new, tags, now, replace=replace, check=False)
             with conn.begin_nested():
                 return _add_one(conn, new, tags, now, replace=replace, check=False)
         except unique_violation:
