@@ -79,3 +79,17 @@ def test_postgres_commits_follow_durability_and_idle_connections_are_pinged(post
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_pinged_connection_can_still_switch_to_autocommit(postgres_server: PostgresServer) -> None:
+    # The tag store reads in AUTOCOMMIT: a ping that left a transaction open would make that switch fail.
+    engine = create_sync_engine(normalize_database_url(postgres_server.url(postgres_server.template)))
+    assert engine is not None
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+        conn.commit()
+    time.sleep(PING_AFTER_IDLE_SECONDS + 0.1)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    engine.dispose()

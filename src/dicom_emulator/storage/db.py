@@ -113,8 +113,9 @@ def _ping_after_idle(engine: Engine) -> None:
         if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
             return
         try:
-            with dbapi_conn.cursor() as cursor:
-                cursor.execute("SELECT 1")
+            # The dialect's own ping: it runs outside a transaction (a plain cursor would leave one open, and
+            # an AUTOCOMMIT checkout could then not switch the connection over).
+            engine.dialect.do_ping(dbapi_conn)
         except Exception as exc:  # noqa: BLE001 - any failure means the connection is unusable
             raise DisconnectionError from exc
 
