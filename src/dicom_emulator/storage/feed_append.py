@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import BigInteger, Table, bindparam, func, select, text
 from sqlalchemy.engine import Connection
 
 from dicom_emulator.storage import compiled_sql
@@ -26,6 +26,27 @@ OUTBOX: Table = EventOutbox.__table__  # type: ignore[assignment]
 _INSERT_FEED = FEED.insert().returning(FEED.c.sequence)
 _INSERT_OUTBOX = OUTBOX.insert()
 _LOCK_FEED = text("SELECT pg_advisory_xact_lock(:k)")
+_FEED_COLUMNS = ("timestamp", "action", "partition_key", "study_uid", "series_uid", "sop_uid", "watermark")
+
+
+def _append_one_statement() -> Any:
+    """PostgreSQL: the feed lock, one feed row and its outbox row in ONE statement (one round trip, not three).
+
+    WITH feed_lock AS (SELECT pg_advisory_xact_lock(:k)),
+         feed AS (INSERT INTO changefeed (...) SELECT :timestamp, ... FROM feed_lock RETURNING sequence)
+    INSERT INTO event_outbox (sequence, event_id) SELECT sequence, :event_id FROM feed RETURNING sequence
+
+    The row's values are selected FROM the lock's CTE, so the lock is held before the INSERT draws its
+    sequence value (column defaults are evaluated per inserted row): the ordering lock_feed guarantees.
+    """
+    feed_lock = select(func.pg_advisory_xact_lock(bindparam("k", type_=BigInteger))).cte("feed_lock")
+    values = select(*(bindparam(name, type_=FEED.c[name].type) for name in _FEED_COLUMNS)).select_from(feed_lock)
+    feed = FEED.insert().from_select(list(_FEED_COLUMNS), values).returning(FEED.c.sequence).cte("feed")
+    event = select(feed.c.sequence, bindparam("event_id", type_=OUTBOX.c.event_id.type))
+    return OUTBOX.insert().from_select(["sequence", "event_id"], event).returning(OUTBOX.c.sequence)
+
+
+_APPEND_ONE_PG = _append_one_statement()
 
 
 def lock_feed(conn: Connection) -> None:
@@ -43,6 +64,21 @@ def append_feed(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Insert change-feed ``rows`` (column values) and one outbox event each; returns their sequences in order."""
     if not rows:
         return []
+    if conn.dialect.name == "postgresql":
+        return [
+            int(
+                compiled_sql.scalar(
+                    conn,
+                    _APPEND_ONE_PG,
+                    {
+                        "k": FEED_LOCK_ID,
+                        "event_id": str(uuid.uuid4()),
+                        **{name: row.get(name) for name in _FEED_COLUMNS},
+                    },
+                )
+            )
+            for row in rows
+        ]
     lock_feed(conn)
     # One INSERT per row, in order: the sequences come back in the order of ``rows``.
     sequences = [int(compiled_sql.scalar(conn, _INSERT_FEED, row)) for row in rows]

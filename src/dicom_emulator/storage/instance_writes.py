@@ -91,6 +91,19 @@ _STUDY_LOCK_SPACE = 0x44434D53  # first key of the two-key advisory locks of loc
 _LOCK_STUDY = text(f"SELECT pg_advisory_xact_lock({_STUDY_LOCK_SPACE}, :key)")
 _POINT_STUDY = STUDIES.update().where(STUDIES.c.study_key == bindparam("key"))
 _POINT_SERIES = SERIES.update().where(SERIES.c.series_key == bindparam("key"))
+# PostgreSQL, a batch of one study and one series (every single-instance store): both pointers in one round
+# trip, the study's UPDATE as a data-modifying CTE of the series' (different tables: no row is updated twice).
+_POINT_BOTH_PG = (
+    SERIES.update()
+    .where(SERIES.c.series_key == bindparam("series"))
+    .values(latest_watermark=bindparam("series_watermark"))
+    .add_cte(
+        STUDIES.update()
+        .where(STUDIES.c.study_key == bindparam("study"))
+        .values(latest_watermark=bindparam("study_watermark"))
+        .cte("point_study")
+    )
+)
 
 
 def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool, now: datetime) -> list[AddResult]:
@@ -141,7 +154,11 @@ def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool
         return results
     # Latest wins for the study and series attributes (azure-behaviour §4.5): the upserts wrote the values of
     # the batch's last instance of each; latest_watermark points their metadata at that instance.
-    if studies:
+    if postgres and len(studies) == 1 and len(series) == 1:
+        ((study_key, study_watermark),), ((series_key, series_watermark),) = studies.items(), series.items()
+        params = {"study": study_key, "study_watermark": study_watermark, "series": series_key}
+        compiled_sql.execute(conn, _POINT_BOTH_PG, {**params, "series_watermark": series_watermark}).close()
+    elif studies:
         compiled_sql.execute_many(conn, _POINT_STUDY, [{"key": k, "latest_watermark": w} for k, w in studies.items()])
         compiled_sql.execute_many(conn, _POINT_SERIES, [{"key": k, "latest_watermark": w} for k, w in series.items()])
     append_feed(conn, feed)
