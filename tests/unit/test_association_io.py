@@ -19,7 +19,9 @@ from pynetdicom.dimse_primitives import C_STORE
 from dicom_emulator.dimse.association_io import (
     GatewayDul,
     GatewaySocket,
+    ReactorClock,
     SpooledTemporaryFile,
+    WakingQueue,
     spooled_temporary_file,
     store_response_command,
 )
@@ -193,3 +195,58 @@ def test_a_queued_pdu_or_a_stop_wakes_the_reader_waiting_in_select() -> None:
         for sock in (ours, peer, dul.wake_reader, dul._wake_writer):
             if sock is not None:
                 sock.close()
+
+
+class _RecordingEvent:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def clear(self) -> None:
+        self.calls.append("clear")
+
+    def wait(self, timeout: float) -> bool:
+        self.calls.append(f"wait {timeout}")
+        return False
+
+
+class _FakeAssociation(threading.Thread):
+    """What ReactorClock looks at: the wake event, the two queues and whether the reader lives."""
+
+    def __init__(self, *, message: bool = False, user: bool = False, reader_alive: bool = True) -> None:
+        super().__init__(target=self._poll, daemon=True)
+        self.reactor_wake = _RecordingEvent()
+        self.dimse = SimpleNamespace(msg_queue=queue.Queue())
+        self.dul = SimpleNamespace(to_user_queue=queue.Queue(), is_alive=lambda: reader_alive)
+        if message:
+            self.dimse.msg_queue.put((1, "C-STORE-RQ"))
+        if user:
+            self.dul.to_user_queue.put("A-RELEASE-RQ")
+
+    def _poll(self) -> None:
+        ReactorClock().sleep(0.001)  # what pynetdicom's acceptor reactor calls between rounds
+        ReactorClock().sleep(0.0001)  # any other sleep: a plain time.sleep
+
+
+@pytest.mark.parametrize(
+    ("state", "calls"),
+    [
+        ({}, ["clear", "wait 0.02"]),  # nothing to do: wait for a put (or 20 ms)
+        ({"message": True}, ["clear"]),  # a decoded message is waiting: straight back to the reactor
+        ({"user": True}, ["clear"]),  # a release or abort from the peer
+        ({"reader_alive": False}, ["clear"]),  # the reader ended
+    ],
+)
+def test_the_reactor_poll_waits_only_when_there_is_nothing_to_do(state: dict[str, bool], calls: list[str]) -> None:
+    assoc = _FakeAssociation(**state)
+    assoc.start()
+    assoc.join(5)
+    assert not assoc.is_alive()
+    assert assoc.reactor_wake.calls == calls
+    assert ReactorClock().monotonic is time.monotonic  # the rest of ``time`` passes through
+
+
+def test_a_queue_put_wakes_the_reactor() -> None:
+    wake = threading.Event()
+    waking: queue.Queue[Any] = WakingQueue(wake)
+    waking.put("message")
+    assert wake.is_set() and waking.get_nowait() == "message"

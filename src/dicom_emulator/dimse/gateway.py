@@ -44,7 +44,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # names genera
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_emulator.dimse import handlers
-from dicom_emulator.dimse.association_io import GatewayRequestHandler, spool_received_data_sets
+from dicom_emulator.dimse.association_io import GatewayRequestHandler, spool_received_data_sets, wait_for_messages
 from dicom_emulator.dimse.bridge import LoopBridge
 from dicom_emulator.runtime import Runtime
 from dicom_emulator.spool_files import SpoolFiles
@@ -77,6 +77,7 @@ def build_ae(ae_title: str) -> AE:
     # process-wide pynetdicom setting, and this process's only Storage SCP is this one.
     pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
     spool_received_data_sets()  # ...in this process's spool (association_io.SpooledTemporaryFile)
+    wait_for_messages()  # associations wait for work instead of polling every millisecond (association_io.ReactorClock)
     ae = AE(ae_title=ae_title)
     ae.maximum_associations = MAX_ASSOCIATIONS
     # Receive PDUs of up to 1 MiB: a peer then sends a 500 KB instance in one P-DATA PDU instead of ~32 of
