@@ -123,5 +123,10 @@ _TAGS: dict[str, int] = {
         "PerformedProcedureStepStartDate",
         "ManufacturerModelName",
         "NumberOfFrames",
+        # The identity of a stored instance (services/store.py reads them from the views validation builds).
+        "SOPClassUID",
+        "SOPInstanceUID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
     )
 }
