@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import socket
@@ -13,8 +14,11 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID
 from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import create_file_meta
 
 from dicom_emulator.dimse.association_io import (
     GatewayDul,
@@ -22,8 +26,10 @@ from dicom_emulator.dimse.association_io import (
     ReactorClock,
     SpooledTemporaryFile,
     WakingQueue,
+    received_file_meta,
     spooled_temporary_file,
     store_response_command,
+    write_received_file_meta,
 )
 from dicom_emulator.spool_files import SpoolFiles
 
@@ -250,3 +256,31 @@ def test_a_queue_put_wakes_the_reactor() -> None:
     waking: queue.Queue[Any] = WakingQueue(wake)
     waking.put("message")
     assert wake.is_set() and waking.get_nowait() == "message"
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "sop_instance", "syntax"),
+    [
+        ("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4", "1.2.840.10008.1.2.1"),  # odd and even lengths
+        ("1.2.840.10008.5.1.4.1.1.4", "1.2.826.0.1.3680043.8.498.123456789012345", "1.2.840.10008.1.2"),
+        ("1.2.840.10008.5.1.4.1.1.7", "2.25.1", "1.2.840.10008.1.2.4.50"),
+    ],
+)
+def test_received_file_meta_is_pydicoms_byte_for_byte(sop_class: str, sop_instance: str, syntax: str) -> None:
+    ours = io.BytesIO()
+    write_received_file_meta(
+        ours, received_file_meta(sop_class_uid=sop_class, sop_instance_uid=sop_instance, transfer_syntax=syntax)
+    )
+    theirs = io.BytesIO()
+    write_file_meta_info(
+        theirs,
+        create_file_meta(sop_class_uid=UID(sop_class), sop_instance_uid=UID(sop_instance), transfer_syntax=UID(syntax)),
+    )
+    assert ours.getvalue() == theirs.getvalue()
+    # Any other file meta still goes through pydicom.
+    other = io.BytesIO()
+    write_received_file_meta(
+        other,
+        create_file_meta(sop_class_uid=UID(sop_class), sop_instance_uid=UID(sop_instance), transfer_syntax=UID(syntax)),
+    )
+    assert other.getvalue() == theirs.getvalue()
