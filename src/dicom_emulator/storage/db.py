@@ -79,7 +79,8 @@ def create_sync_engine(url: str, *, power_safe: bool = False) -> Engine | None:
         pool_size=4,
         max_overflow=4,
     )
-    event.listen(engine, "connect", _sqlite_pragmas(power_safe))
+    # The store's commits never checkpoint the log themselves: storage/wal_checkpoint.py does, beside them.
+    event.listen(engine, "connect", _sqlite_pragmas(power_safe, autocheckpoint=False))
     return engine
 
 
@@ -120,7 +121,7 @@ def _ping_after_idle(engine: Engine) -> None:
             raise DisconnectionError from exc
 
 
-def _sqlite_pragmas(power_safe: bool) -> Callable[[Any, Any], None]:
+def _sqlite_pragmas(power_safe: bool, *, autocheckpoint: bool = True) -> Callable[[Any, Any], None]:
     # WAL with synchronous=NORMAL never loses consistency, and a crash of the process loses nothing committed;
     # only a power loss can drop the last commits. FULL syncs the WAL at each commit so those survive too.
     synchronous = "FULL" if power_safe else "NORMAL"
@@ -131,6 +132,8 @@ def _sqlite_pragmas(power_safe: bool) -> Callable[[Any, Any], None]:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     return on_connect

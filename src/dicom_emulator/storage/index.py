@@ -39,6 +39,7 @@ from dicom_emulator.storage.models import (
     Study,
 )
 from dicom_emulator.storage.querying import metadata_texts
+from dicom_emulator.storage.wal_checkpoint import WalCheckpointer
 from dicom_emulator.storage.write_lock import ProcessWriteLock
 
 P = ParamSpec("P")
@@ -169,6 +170,11 @@ class SqlIndex:
         )
         # Called after a commit that appended change-feed rows (the event dispatcher delivers at once).
         self.feed_listeners: list[Callable[[], None]] = []
+        # The synchronous engine's connections leave WAL checkpoints to this thread (storage/wal_checkpoint.py).
+        self._checkpointer: WalCheckpointer | None = None
+        if sqlite_bind and sync_engine is not None and sync_engine.url.database:
+            self._checkpointer = WalCheckpointer(Path(sync_engine.url.database))
+            self._checkpointer.start()
 
     def _feed_committed(self) -> None:
         for listener in self.feed_listeners:
@@ -187,6 +193,8 @@ class SqlIndex:
                     yield
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         if self._file_lock is not None:
             self._file_lock.close()
         if self._sync_engine is not None:
