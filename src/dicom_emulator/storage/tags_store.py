@@ -7,7 +7,7 @@ import contextlib
 import queue
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -20,6 +20,7 @@ from dicom_emulator.clock import utcnow
 from dicom_emulator.dicom.extended_tags import MAX_EXTENDED_QUERY_TAGS, IndexedValue, TagDefinition
 from dicom_emulator.dicom.tags import Level
 from dicom_emulator.errors import ConflictError, ServiceUnavailableError
+from dicom_emulator.storage import compiled_sql
 from dicom_emulator.storage.models import ExtendedQueryTag, ExtendedQueryTagError, ExtendedQueryTagValue
 
 # Any constant: the advisory lock that serializes adding tag definitions on PostgreSQL (see exclusive).
@@ -165,9 +166,25 @@ def active_tags_sync(conn: Connection) -> list[TagRecord]:
     return [_record(row) for row in conn.execute(_ACTIVE_TAGS)]  # type: ignore[arg-type]
 
 
+# The columns of a TagRecord, in its field order: a row of this select is the record's arguments.
+_READY_TAG_RECORDS = (
+    select(*(_TAGS.c[field.name] for field in fields(TagRecord)))
+    .where(_TAGS.c.status == STATUS_READY)
+    .order_by(_TAGS.c.tag_key)
+)
+
+
 def ready_tags_sync(conn: Connection) -> list[TagRecord]:
-    """The ready (queryable) extended query tags, on a synchronous connection (the QIDO read hop)."""
-    return [_record(row) for row in conn.execute(_READY_TAGS)]  # type: ignore[arg-type]
+    """The ready (queryable) extended query tags, on a synchronous connection (the QIDO read hop).
+
+    Run on the driver's cursor where it can be (storage/compiled_sql.py): every QIDO request reads this small,
+    usually empty table, and SQLAlchemy's result machinery cost several times the query.
+    """
+    cursor = compiled_sql.execute(conn, _READY_TAG_RECORDS, {})
+    try:
+        return [TagRecord(*row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
 
 
 class SqlTagStore:
