@@ -37,7 +37,8 @@ class WalCheckpointer:
     def stop(self) -> None:
         self._stopped.set()
         if self._thread.is_alive():
-            self._thread.join()
+            # A checkpoint in progress finishes on its own (the thread is a daemon): shutdown never waits long.
+            self._thread.join(timeout=1)
 
     @staticmethod
     def checkpoint(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -49,7 +50,8 @@ class WalCheckpointer:
         return (-1, -1) if busy else (int(log_pages), int(copied))
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self._path, timeout=30, check_same_thread=False, isolation_level=None)
+        # No busy wait: a checkpoint that cannot get a lock at once is simply retried at the next round.
+        conn = sqlite3.connect(self._path, timeout=0, check_same_thread=False, isolation_level=None)
         try:
             while not self._stopped.wait(self._interval):
                 try:
