@@ -98,7 +98,7 @@ PING_AFTER_IDLE_SECONDS = 1.0
 def _ping_after_idle(engine: Engine) -> None:
     """SQLAlchemy's pre-ping, but only for a connection that sat idle in the pool.
 
-    ``pool_pre_ping`` costs a round trip at every checkout, one of the store transaction's ~15; a connection
+    ``pool_pre_ping`` costs a round trip at every checkout, one of the store transaction's dozen; a connection
     in steady use does not need it. One idle for a second or more (the server may have restarted meanwhile)
     is pinged, and a dead one replaced: raising DisconnectionError in the checkout event makes the pool
     discard it and connect again (SQLAlchemy's documented pessimistic disconnect handling).
