@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, bindparam, create_engine, select
@@ -51,4 +52,25 @@ def test_a_missing_parameter_is_an_error_not_a_null() -> None:
     _META.create_all(engine)
     with engine.begin() as conn, pytest.raises(Exception, match="key"):
         compiled_sql.first(conn, _FIND, {})
+    engine.dispose()
+
+
+def test_a_transaction_of_compiled_statements_only_commits(tmp_path: Path) -> None:
+    # No Connection.execute at all: compiled_sql must begin SQLAlchemy's transaction itself, or commit() is a
+    # no-op and the driver's implicit transaction is rolled back when the connection returns to the pool.
+    engine = create_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
+    _META.create_all(engine)
+    with engine.connect() as conn:
+        assert compiled_sql.scalar(conn, _INSERT, {"name": "kept"}) == 1
+        conn.commit()
+    with engine.connect() as conn:
+        assert conn.execute(select(_ROWS.c.name)).scalars().all() == ["kept"]
+    engine.dispose()
+
+
+def test_an_in_list_is_refused_at_compile_time() -> None:
+    engine = create_engine("sqlite://")
+    _META.create_all(engine)
+    with engine.connect() as conn, pytest.raises(ValueError, match="expanding"):
+        compiled_sql.first(conn, select(_ROWS.c.name).where(_ROWS.c.name.in_(["a", "b"])), {})
     engine.dispose()

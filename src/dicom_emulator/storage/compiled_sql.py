@@ -49,6 +49,8 @@ def _compiled(conn: Connection, stmt: Executable, keys: frozenset[str]) -> _Comp
     if hit is not None and hit[0] is stmt:
         return hit[1]
     compiled = stmt.compile(dialect=dialect, column_keys=sorted(keys))  # type: ignore[attr-defined]
+    if "POSTCOMPILE" in compiled.string:
+        raise ValueError("compiled_sql cannot run an expanding parameter (IN with a list); compare one by one")
     processors = []
     for name, bind in compiled.binds.items():
         processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -70,23 +72,28 @@ def _bound(entry: _Compiled, params: Mapping[str, Any]) -> Any:
     return tuple(values[name] for name in entry.positions)
 
 
+def _cursor(conn: Connection) -> Any:
+    # Begin the Connection's transaction as its own execute would (autobegin): otherwise a transaction whose
+    # statements all came through here has none on SQLAlchemy's side, and conn.commit() commits nothing
+    # (psycopg's implicit transaction is then rolled back when the connection returns to the pool).
+    if not conn.in_transaction():
+        conn.begin()
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
 def execute(conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> Any:
     """Run ``stmt`` with ``params`` on ``conn``'s DB-API connection; a cursor to fetch from and close."""
     if conn.dialect.driver not in _DIRECT_DRIVERS:
         return conn.execute(stmt, dict(params))
     entry = _compiled(conn, stmt, frozenset(params))
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = _cursor(conn)
     cursor.execute(entry.sql, _bound(entry, params))
     return cursor
 
 
 def scalar(conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> Any:
     """The first column of the first row ``stmt`` returns (None without a row)."""
-    cursor = execute(conn, stmt, params)
-    try:
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
+    row = first(conn, stmt, params)
     return None if row is None else row[0]
 
 
@@ -109,7 +116,7 @@ def execute_many(conn: Connection, stmt: Executable, rows: Iterable[Mapping[str,
         conn.execute(stmt, [dict(row) for row in rows])
         return
     entry = _compiled(conn, stmt, frozenset(rows[0]))
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = _cursor(conn)
     try:
         cursor.executemany(entry.sql, [_bound(entry, row) for row in rows])
     finally:
