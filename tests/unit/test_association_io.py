@@ -24,9 +24,9 @@ from dicom_emulator.dimse.association_io import (
     GatewayDul,
     GatewaySocket,
     ReactorClock,
+    ReceivedFileMeta,
     SpooledTemporaryFile,
     WakingQueue,
-    received_file_meta,
     spooled_temporary_file,
     store_response_command,
     write_received_file_meta,
@@ -269,7 +269,7 @@ def test_a_queue_put_wakes_the_reactor() -> None:
 def test_received_file_meta_is_pydicoms_byte_for_byte(sop_class: str, sop_instance: str, syntax: str) -> None:
     ours = io.BytesIO()
     write_received_file_meta(
-        ours, received_file_meta(sop_class_uid=sop_class, sop_instance_uid=sop_instance, transfer_syntax=syntax)
+        ours, ReceivedFileMeta(sop_class_uid=sop_class, sop_instance_uid=sop_instance, transfer_syntax=syntax)
     )
     theirs = io.BytesIO()
     write_file_meta_info(

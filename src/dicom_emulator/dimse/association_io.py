@@ -327,29 +327,16 @@ def spooled_temporary_file(*args: Any, **kwargs: Any) -> Any:
 # --- the file meta of a received data set, encoded directly ---------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReceivedFileMeta:
-    """What pynetdicom's ``create_file_meta`` is given for a received C-STORE data set (its file's group 0002)."""
+    """pynetdicom's ``create_file_meta`` for a received C-STORE data set: the values of its file's group 0002
+    (called with the same keywords), no pydicom dataset."""
 
     sop_class_uid: str
     sop_instance_uid: str
     transfer_syntax: str
     implementation_uid: str = PYNETDICOM_IMPLEMENTATION_UID
     implementation_version: str = PYNETDICOM_IMPLEMENTATION_VERSION
-
-
-def received_file_meta(
-    *,
-    sop_class_uid: str,
-    sop_instance_uid: str,
-    transfer_syntax: str,
-    implementation_uid: str = PYNETDICOM_IMPLEMENTATION_UID,
-    implementation_version: str = PYNETDICOM_IMPLEMENTATION_VERSION,
-) -> ReceivedFileMeta:
-    """``create_file_meta`` for pynetdicom's received data sets: the values only, no pydicom dataset."""
-    return ReceivedFileMeta(
-        sop_class_uid, sop_instance_uid, transfer_syntax, implementation_uid, implementation_version
-    )
 
 
 def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
@@ -390,5 +377,5 @@ def spool_received_data_sets() -> None:
     dimse_messages.NamedTemporaryFile = spooled_temporary_file  # type: ignore[attr-defined]
     # Its file meta, encoded directly: pydicom built and wrote a FileMetaDataset for each (~6 % of a C-STORE's
     # Python time with four associations). dimse_messages uses create_file_meta only for these files.
-    setattr(dimse_messages, "create_file_meta", received_file_meta)  # noqa: B010 - typed as pynetdicom's function
+    setattr(dimse_messages, "create_file_meta", ReceivedFileMeta)  # noqa: B010 - typed as pynetdicom's function
     setattr(dimse_messages, "write_file_meta_info", write_received_file_meta)  # noqa: B010

@@ -105,14 +105,14 @@ def _log_association(event: evt.Event) -> None:
 
 
 class GatewayAssociationServer(ThreadedAssociationServer):
-    # Where the associations' received data sets are written (association_io.spooled_temporary_file).
-    spool_files: SpoolFiles | None = None
-
     """pynetdicom's threaded server with TCP_NODELAY and :class:`GatewayRequestHandler` on each association.
 
     A C-STORE-RSP or C-FIND-RSP is a small write, and with Nagle's algorithm on it can wait for the peer's
     delayed ACK (~40 ms per message on Linux).
     """
+
+    # Where the associations' received data sets are written (association_io.spooled_temporary_file).
+    spool_files: SpoolFiles | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("request_handler", GatewayRequestHandler)

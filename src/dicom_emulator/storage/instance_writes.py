@@ -300,15 +300,8 @@ _DELETE_INSTANCE = INSTANCES.delete().where(_IDENTITY).returning(INSTANCES.c.blo
 _FIND_INSTANCE = select(INSTANCES.c.watermark).where(_IDENTITY).limit(1)
 _INSERT_INSTANCE = INSTANCES.insert().returning(INSTANCES.c.watermark)
 _UPSERTS: dict[tuple[str, str, frozenset[str]], Any] = {}
-# The key of an existing study or series row by its identity (the conflict columns of _upsert).
-_KEYS = {
-    STUDIES.name: select(STUDIES.c.study_key).where(
-        (STUDIES.c.partition_key == bindparam("partition_key")) & (STUDIES.c.study_uid == bindparam("study_uid"))
-    ),
-    SERIES.name: select(SERIES.c.series_key).where(
-        (SERIES.c.study_key == bindparam("study_key")) & (SERIES.c.series_uid == bindparam("series_uid"))
-    ),
-}
+# The key of an existing study or series row by its identity (the conflict columns of _upsert), per table.
+_KEYS: dict[tuple[str, tuple[str, ...]], Any] = {}
 
 
 def _upsert(
@@ -337,6 +330,11 @@ def _upsert(
         _UPSERTS[cache_key] = stmt
     result = compiled_sql.scalar(conn, stmt, {**identity, "latest_watermark": 0, **values})
     if result is None:  # SQLite, nothing changed: the existing row's key
-        result = compiled_sql.scalar(conn, _KEYS[table.name], {name: identity[name] for name in conflict})
+        key_stmt = _KEYS.get((table.name, conflict))
+        if key_stmt is None:
+            key_column = table.primary_key.columns.values()[0]
+            key_stmt = select(key_column).where(*(table.c[name] == bindparam(name) for name in conflict))
+            _KEYS[(table.name, conflict)] = key_stmt
+        result = compiled_sql.scalar(conn, key_stmt, {name: identity[name] for name in conflict})
     assert result is not None
     return int(result)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy import Select, Table, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
@@ -132,59 +133,53 @@ async def write_value(
         await session.execute(statement)
 
 
-# Built once: the store path reads the active tags on every request, and building the statement cost more
-# than running it.
 _TAGS = ExtendedQueryTag.__table__
-_READY_TAGS = select(_TAGS).where(_TAGS.c.status == STATUS_READY).order_by(_TAGS.c.tag_key)
-_ACTIVE_TAGS = select(_TAGS).where(_TAGS.c.status.in_((STATUS_ADDING, STATUS_READY))).order_by(_TAGS.c.tag_key)
 
 
-# The store path reads the active tags twice per request on a SQLite file (before validation, then inside the
-# store transaction): as one raw statement on the DB-API connection, since SQLAlchemy's checkout and result
-# machinery cost about 20 times the query itself on this small, usually empty table.
-_ACTIVE_TAGS_SQL = (
-    "SELECT tag_key, path, vr, level, private_creator, status, query_status, error_count, operation_id"
-    f" FROM {ExtendedQueryTag.__tablename__} WHERE status IN (?, ?) ORDER BY tag_key"
-)
+def _tag_records(*statuses: str) -> Select[Any]:
+    """The tags in ``statuses`` as TagRecord arguments (its fields' columns, in order), by tag key."""
+    return (
+        select(*(_TAGS.c[field.name] for field in fields(TagRecord)))
+        # One comparison per status, not IN: an IN list is an expanding parameter, which compiled_sql does not run.
+        .where(or_(*(_TAGS.c.status == status for status in statuses)))
+        .order_by(_TAGS.c.tag_key)
+    )
 
 
-def _active_tags_sqlite(dbapi_conn: Any) -> list[TagRecord]:
-    """On sqlite3's connection or SQLAlchemy's adapted aiosqlite one (in-memory mode): the DB-API cursor both have."""
+# Built once: the store path reads the active tags on every request, every QIDO the ready ones, and building
+# a statement cost more than running it on this small, usually empty table.
+_READY_TAGS = _tag_records(STATUS_READY)
+_ACTIVE_TAGS = _tag_records(STATUS_ADDING, STATUS_READY)
+# The same read as SQL text for the bare sqlite3 connections of SqlTagStore.active_blocking.
+_ACTIVE_TAGS_SQL = str(_ACTIVE_TAGS.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+def _active_tags_sqlite(dbapi_conn: sqlite3.Connection) -> list[TagRecord]:
     cursor = dbapi_conn.cursor()
     try:
-        cursor.execute(_ACTIVE_TAGS_SQL, (STATUS_ADDING, STATUS_READY))
-        rows = cursor.fetchall()
+        return [TagRecord(*row) for row in cursor.execute(_ACTIVE_TAGS_SQL).fetchall()]
     finally:
         cursor.close()
-    return [TagRecord(*row) for row in rows]
 
 
-def active_tags_sync(conn: Connection) -> list[TagRecord]:
-    """:func:`active_tags` on a synchronous connection (the store transaction, storage/instance_writes.py)."""
-    if conn.dialect.name == "sqlite":
-        return _active_tags_sqlite(conn.connection.dbapi_connection)
-    return [_record(row) for row in conn.execute(_ACTIVE_TAGS)]  # type: ignore[arg-type]
-
-
-# The columns of a TagRecord, in its field order: a row of this select is the record's arguments.
-_READY_TAG_RECORDS = (
-    select(*(_TAGS.c[field.name] for field in fields(TagRecord)))
-    .where(_TAGS.c.status == STATUS_READY)
-    .order_by(_TAGS.c.tag_key)
-)
-
-
-def ready_tags_sync(conn: Connection) -> list[TagRecord]:
-    """The ready (queryable) extended query tags, on a synchronous connection (the QIDO read hop).
-
-    Run on the driver's cursor where it can be (storage/compiled_sql.py): every QIDO request reads this small,
-    usually empty table, and SQLAlchemy's result machinery cost several times the query.
-    """
-    cursor = compiled_sql.execute(conn, _READY_TAG_RECORDS, {})
+def _tags_sync(conn: Connection, statement: Select[Any]) -> list[TagRecord]:
+    # On the driver's cursor where it can be (storage/compiled_sql.py): SQLAlchemy's checkout and result
+    # machinery cost several times this query.
+    cursor = compiled_sql.execute(conn, statement, {})
     try:
         return [TagRecord(*row) for row in cursor.fetchall()]
     finally:
         cursor.close()
+
+
+def active_tags_sync(conn: Connection) -> list[TagRecord]:
+    """:func:`active_tags` on a synchronous connection (the store transaction, storage/instance_writes.py)."""
+    return _tags_sync(conn, _ACTIVE_TAGS)
+
+
+def ready_tags_sync(conn: Connection) -> list[TagRecord]:
+    """The ready (queryable) extended query tags, on a synchronous connection (the QIDO read hop)."""
+    return _tags_sync(conn, _READY_TAGS)
 
 
 class SqlTagStore:
