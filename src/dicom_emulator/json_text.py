@@ -1,4 +1,4 @@
-"""Parsing the DICOM JSON text the index stores (metadata of every instance), on the QIDO and WADO hot paths.
+"""Writing and parsing the DICOM JSON text the index stores (metadata of every instance), on the hot paths.
 
 orjson parses it several times faster than the json module. The text is written by the json module, which
 also writes NaN and Infinity (an FD/FL value can hold them) and integers of any size; orjson refuses both,
@@ -19,3 +19,17 @@ def loads(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+def dumps(value: Any) -> str:
+    """``value`` as compact JSON text: orjson (the store path writes one text per instance), else the json module.
+
+    The json module takes what orjson refuses (integers beyond 64 bits). Callers pass no float NaN or Infinity
+    (orjson would write null; the DICOM JSON model writes them as strings, dicom/json_model.py). Both write the
+    same values; only the spelling of some floats differs (``1e16`` against ``1e+16``), and orjson writes
+    non-ASCII characters as UTF-8 rather than ``\\u`` escapes: every JSON reader reads them alike.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"))

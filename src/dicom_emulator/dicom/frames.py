@@ -30,7 +30,6 @@ The ranges are kept in the index as JSON (``Instance.frames_json``), one entry p
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import numpy as np
 from pydicom import Dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
+from dicom_emulator import json_text
 from dicom_emulator.dicom.json_model import ViewMemo, dataset_encodings
 from dicom_emulator.dicom.reading import ParsedInstance
 from dicom_emulator.dicom.values import first_of
@@ -405,11 +405,11 @@ def realign_bits(data: bytes, bit_offset: int, bit_count: int) -> bytes:
 
 
 def frames_to_json(locations: Sequence[FrameLocation]) -> str:
-    return json.dumps([location.to_json() for location in locations], separators=(",", ":"))
+    return json_text.dumps([location.to_json() for location in locations])
 
 
 def frames_from_json(text: str) -> list[FrameLocation]:
-    return [FrameLocation.from_json(entry) for entry in json.loads(text)]
+    return [FrameLocation.from_json(entry) for entry in json_text.loads(text)]
 
 
 def frames_json_for(fp: BinaryIO, parsed: ParsedInstance, memo: ViewMemo | None = None) -> str | None:

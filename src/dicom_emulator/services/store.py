@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import shutil
@@ -23,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dicom_emulator import json_text
 from dicom_emulator.dicom import status
 from dicom_emulator.dicom.frames import frames_json_for
 from dicom_emulator.dicom.identifiers import is_valid_uid
@@ -133,7 +133,7 @@ def _prepare(
     # Frame byte ranges, so frame retrieval never parses the file (architecture invariant 4, §3.4).
     with open(path, "rb") as fh:
         frames_json = frames_json_for(fh, parsed, memo)
-    return _Prepared(parsed, outcome, json.dumps(metadata, separators=(",", ":")), metadata, frames_json, memo)
+    return _Prepared(parsed, outcome, json_text.dumps(metadata), metadata, frames_json, memo)
 
 
 class StoreService:
