@@ -6,6 +6,9 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
+from dicom_emulator import spool_files
 from dicom_emulator.spool_files import SpoolFiles
 
 
@@ -54,5 +57,54 @@ def test_new_name_reserves_a_fresh_name_without_creating_it(tmp_path: Path) -> N
     try:
         first, second = spool.new_name("dimse-", ".dcm"), spool.new_name("dimse-", ".dcm")
         assert first != second and not first.exists() and not second.exists()
+    finally:
+        spool.close()
+
+
+def _slow_creates(monkeypatch: pytest.MonkeyPatch, *, spreadable: bool) -> None:
+    # Every create counts as slow and a move may follow at once; whether the filesystem spreads is decided here.
+    monkeypatch.setattr(spool_files, "_SLOW_CREATE", 0.0)
+    monkeypatch.setattr(spool_files, "_MIN_SPREAD_INTERVAL", 0.0)
+    monkeypatch.setattr(spool_files, "_mark_topdir", lambda directory: spreadable)
+
+
+def test_slow_creates_move_new_files_to_a_subdirectory_removed_on_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _slow_creates(monkeypatch, spreadable=True)
+    spool = SpoolFiles(tmp_path, reserve=4)
+    path, fd = spool.new_file()
+    os.close(fd)
+    assert path.parent == tmp_path
+    made = []
+    deadline = time.monotonic() + 5
+    while spool.directory == tmp_path:  # the reserve thread times a window of creates, then moves on
+        assert time.monotonic() < deadline, "the spool never moved to a subdirectory"
+        made.append(spool.new_file())
+    later, fd = spool.new_file()
+    os.close(fd)
+    assert later.parent.parent == tmp_path and later.parent.name.startswith(".spread-")
+    assert spool.holds(later) and spool.holds(path) and not spool.holds(tmp_path.parent / "elsewhere")
+    for made_path, made_fd in made:
+        os.close(made_fd)
+        made_path.unlink()
+    later.unlink()
+    spool.close()
+    # Reserve files and the emptied subdirectories go; the caller's file stays.
+    assert sorted(tmp_path.iterdir()) == [path]
+
+
+def test_slow_creates_stay_put_where_the_filesystem_cannot_spread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _slow_creates(monkeypatch, spreadable=False)
+    spool = SpoolFiles(tmp_path, reserve=4)
+    try:
+        for _ in range(40):
+            path, fd = spool.new_file()
+            os.close(fd)
+            assert path.parent == tmp_path
+        _wait_for(lambda: len(_ready(tmp_path)) == 4)
+        assert spool.directory == tmp_path and not list(tmp_path.glob(".spread-*"))
     finally:
         spool.close()

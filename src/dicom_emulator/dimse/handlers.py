@@ -200,7 +200,7 @@ def _spool(event: Event, spool: SpoolFiles) -> Path:
             path.unlink(missing_ok=True)
             raise
         return path
-    if received.parent == spool.directory:
+    if spool.holds(received):
         return received  # written into the spool already (association_io.SpooledTemporaryFile)
     # A name, not a file: the rename makes the entry, with no second inode (the spool directory is this
     # process's own, so a counter name is free).
