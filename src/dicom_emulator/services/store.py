@@ -343,8 +343,10 @@ class StoreService:
         finally:
             for future in synced:  # a failed request: let the lane finish (and close) before the files go
                 future.exception()
-            for path in paths:
-                path.unlink(missing_ok=True)
+            for path, settled in zip(paths, outcomes, strict=True):
+                # A stored file was renamed into the blob store: nothing is left at its spool path to remove.
+                if settled is None or not settled.stored:
+                    path.unlink(missing_ok=True)
         return [o for o in outcomes if o is not None]
 
 

@@ -71,11 +71,17 @@ class FileSystemBlobStore:
     def move_in_blocking(self, key: str, source: Path) -> None:
         """Rename ``source`` to the key's path, with no sync (the caller synced it, or needs no sync)."""
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.replace(source, target)
+            try:
+                os.replace(source, target)
+            except FileNotFoundError:
+                # The first file of a series: its directory is made now (renaming first costs one failed rename
+                # per series instead of a failed mkdir, and its exception, per file).
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
         except OSError:
             # Spool directory on another filesystem: copy to a temp name beside the target, then rename.
+            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_suffix(target.suffix + ".part")
             shutil.copyfile(source, tmp)
             if self.sync:  # the sync above was of the source; this copy is what the row will name

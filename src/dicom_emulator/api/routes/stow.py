@@ -120,9 +120,11 @@ async def _store(
     )
     try:
         outcomes = await runtime.store.store_many([part.path for part in parts], store_request)
-    finally:
+    except BaseException:
+        # store_many consumes every file it was given, failing or not; this only covers its never starting.
         for part in parts:
             part.path.unlink(missing_ok=True)
+        raise
     body = build_store_response(outcomes, api_major=api.major, base_url=partition.base_url, route_study_uid=route_study)
     headers = {}
     if any(o.multiple_values_warning for o in outcomes if o.stored):
