@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -197,39 +198,45 @@ def read_instance(path: Path, *, max_inflated_size: int = MAX_INFLATED_SIZE) -> 
     Raises :class:`InvalidDicomInstanceError` for empty, non-DICOM, malformed or truncated files, and
     :class:`DeflateBombError` for a deflated data set larger than ``max_inflated_size`` once inflated.
     """
-    file_size = path.stat().st_size
+    with path.open("rb") as fp:
+        return read_open_instance(fp, max_inflated_size=max_inflated_size)
+
+
+def read_open_instance(fp: BinaryIO, *, max_inflated_size: int = MAX_INFLATED_SIZE) -> ParsedInstance:
+    """:func:`read_instance` on a file already open for reading (read from its start; it stays open)."""
+    file_size = os.fstat(fp.fileno()).st_size
     if file_size == 0:
         raise InvalidDicomInstanceError("the file is empty.")
-    with path.open("rb") as fp:
-        head = fp.read(132)
-        has_preamble = len(head) == 132 and head[128:132] == b"DICM"
-        if has_preamble:
-            simple = _read_simple(fp, file_size)
-            if simple is not None:
-                return simple
-        if not has_preamble and not _looks_like_raw_dataset(head):
-            raise InvalidDicomInstanceError("the file is not DICOM (no 'DICM' prefix at offset 128).")
-        if inflates_beyond(fp, max_inflated_size):
-            raise DeflateBombError(max_inflated_size)
-        fp.seek(0)
-        try:
-            ds = pydicom.dcmread(fp, defer_size=_DEFER_SIZE, force=not has_preamble)
-        except Exception as exc:  # any parser failure on client bytes means the bytes are not a DICOM file
-            raise InvalidDicomInstanceError(_parse_failure(exc)) from exc
-        if not has_preamble and not _has_value(ds, 0x00080018):
-            raise InvalidDicomInstanceError("the file is not DICOM (no preamble and no SOP Instance UID).")
+    fp.seek(0)
+    head = fp.read(132)
+    has_preamble = len(head) == 132 and head[128:132] == b"DICM"
+    if has_preamble:
+        simple = _read_simple(fp, file_size)
+        if simple is not None:
+            return simple
+    if not has_preamble and not _looks_like_raw_dataset(head):
+        raise InvalidDicomInstanceError("the file is not DICOM (no 'DICM' prefix at offset 128).")
+    if inflates_beyond(fp, max_inflated_size):
+        raise DeflateBombError(max_inflated_size)
+    fp.seek(0)
+    try:
+        ds = pydicom.dcmread(fp, defer_size=_DEFER_SIZE, force=not has_preamble)
+    except Exception as exc:  # any parser failure on client bytes means the bytes are not a DICOM file
+        raise InvalidDicomInstanceError(_parse_failure(exc)) from exc
+    if not has_preamble and not _has_value(ds, 0x00080018):
+        raise InvalidDicomInstanceError("the file is not DICOM (no preamble and no SOP Instance UID).")
 
-        transfer_syntax, is_implicit, read_implicit, read_little = _encoding(ds)
-        pixel_offset: int | None = None
-        pixel_length: int | None = None
-        if transfer_syntax != DeflatedExplicitVRLittleEndian:
-            # The dataset bytes of a deflated file are a zlib stream that pydicom has fully inflated.
-            walker = _Walker(fp, file_size)
-            pixel_offset, pixel_length = walker.walk_file(has_preamble, read_implicit, read_little)
-        if len(ds) == 0:
-            # e.g. a part holding only a preamble and file meta: nothing Azure could read as an instance.
-            raise InvalidDicomInstanceError("the file contains no data set.")
-        _strip_pixel_data_and_resolve_deferred(ds, fp)
+    transfer_syntax, is_implicit, read_implicit, read_little = _encoding(ds)
+    pixel_offset: int | None = None
+    pixel_length: int | None = None
+    if transfer_syntax != DeflatedExplicitVRLittleEndian:
+        # The dataset bytes of a deflated file are a zlib stream that pydicom has fully inflated.
+        walker = _Walker(fp, file_size)
+        pixel_offset, pixel_length = walker.walk_file(has_preamble, read_implicit, read_little)
+    if len(ds) == 0:
+        # e.g. a part holding only a preamble and file meta: nothing Azure could read as an instance.
+        raise InvalidDicomInstanceError("the file contains no data set.")
+    _strip_pixel_data_and_resolve_deferred(ds, fp)
     return ParsedInstance(
         dataset=ds,
         transfer_syntax=transfer_syntax,

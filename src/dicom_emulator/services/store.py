@@ -15,12 +15,12 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dicom_emulator import json_text
 from dicom_emulator.dicom import status
@@ -28,7 +28,7 @@ from dicom_emulator.dicom.frames import frames_json_for
 from dicom_emulator.dicom.identifiers import is_valid_uid
 from dicom_emulator.dicom.indexing import memo_first_value, number_of_frames, series_index_values, study_index_values
 from dicom_emulator.dicom.json_model import ViewMemo, dataset_to_json
-from dicom_emulator.dicom.reading import InvalidDicomInstanceError, ParsedInstance, read_instance
+from dicom_emulator.dicom.reading import InvalidDicomInstanceError, ParsedInstance, read_open_instance
 from dicom_emulator.dicom.tags import CORE_QUERY_TAGS
 from dicom_emulator.dicom.validation import validate_for_store
 from dicom_emulator.errors import InstanceAlreadyExistsError
@@ -70,34 +70,61 @@ class _Prepared:
     memo: ViewMemo | None = None
 
 
-def _zero_preamble(path: Path) -> None:
-    """Azure replaces the 128-byte preamble of stored files with zeros (azure-behaviour §1.4).
+def _open_final(path: Path) -> BinaryIO:
+    """The spooled file, open for reading, once its bytes are what the blob store keeps.
 
-    A file sent without preamble but with its file meta group (0002) gets one, as Azure's writer
+    Azure replaces the 128-byte preamble of stored files with zeros (azure-behaviour §1.4): done here, in
+    place. A file sent without preamble but with its file meta group (0002) gets one, as Azure's writer
     always produces a Part 10 file; clients such as pydicom's dcmread expect it on retrieve.
+    One open serves the preamble, the write-out, the header parse and the frame offsets (each of them
+    opened the file itself before: three more opens per instance).
     """
-    with open(path, "r+b") as fh:
+    fh: BinaryIO = open(path, "r+b")
+    try:
         head = fh.read(132)
         if len(head) == 132 and head[128:132] == b"DICM":
             fh.seek(0)
             fh.write(b"\0" * 128)
-            return
-    if head[:2] == b"\x02\x00":
-        tmp = path.with_suffix(".preamble")
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
-            dst.write(b"\0" * 128 + b"DICM")
-            shutil.copyfileobj(src, dst, 1024 * 1024)
-        os.replace(tmp, path)
+            fh.flush()
+        elif head[:2] == b"\x02\x00":
+            fh.close()
+            _add_preamble(path)
+            fh = open(path, "rb")
+        fh.seek(0)
+    except BaseException:
+        fh.close()
+        raise
+    return fh
+
+
+def _add_preamble(path: Path) -> None:
+    tmp = path.with_suffix(".preamble")
+    with open(path, "rb") as src, open(tmp, "wb") as dst:
+        dst.write(b"\0" * 128 + b"DICM")
+        shutil.copyfileobj(src, dst, 1024 * 1024)
+    os.replace(tmp, path)
 
 
 def _prepare(
-    path: Path, request: StoreRequest, extended_tags: Collection[int], *, zero_preamble: bool = True
+    path: Path,
+    request: StoreRequest,
+    extended_tags: Collection[int],
+    *,
+    on_final: Callable[[int], None] | None = None,
 ) -> _Prepared:
-    """CPU-bound part, run in a worker thread: parse the header, validate, build metadata JSON."""
+    """CPU-bound part, run in a worker thread: parse the header, validate, build metadata JSON.
+
+    ``on_final`` is called with the open file's descriptor as soon as its bytes are final (the write-out starts).
+    """
     # First, so every offset read below (pixel data, frames) is an offset in the stored file.
-    if zero_preamble:
-        _zero_preamble(path)
-    parsed = read_instance(path)
+    with _open_final(path) as fh:
+        if on_final is not None:
+            on_final(fh.fileno())
+        return _prepare_open(fh, request, extended_tags)
+
+
+def _prepare_open(fh: BinaryIO, request: StoreRequest, extended_tags: Collection[int]) -> _Prepared:
+    parsed = read_open_instance(fh)
     ds = parsed.dataset
     memo = ViewMemo()  # validation and the metadata JSON decode each element once between them
     # The identity through the same views (pydicom's own conversion of four elements cost ~10 % of a prepare).
@@ -131,8 +158,7 @@ def _prepare(
     exclude = result.invalid_paths if request.api_major >= 2 else ()
     metadata = dataset_to_json(ds, exclude=exclude, memo=memo)
     # Frame byte ranges, so frame retrieval never parses the file (architecture invariant 4, §3.4).
-    with open(path, "rb") as fh:
-        frames_json = frames_json_for(fh, parsed, memo)
+    frames_json = frames_json_for(fh, parsed, memo)
     return _Prepared(parsed, outcome, json_text.dumps(metadata), metadata, frames_json, memo)
 
 
@@ -244,14 +270,14 @@ class StoreService:
         if extended is None:
             extended = frozenset(t.definition.tag for t in self.tags.active_blocking())
         early_sync = synced is not None and isinstance(self.blobs, FileSystemBlobStore) and self.blobs.sync
-        if early_sync:
+
+        def sync_early(fd: int) -> None:
             assert synced is not None
-            _zero_preamble(path)
-            fd = os.open(path, os.O_RDONLY)
             # Write-out starts now, from this thread: the lane's fdatasync then waits only for the rest.
             start_writeback(fd)
-            synced.append(_sync_lane().submit(_fdatasync, fd))
-        prepared = _prepare(path, request, extended, zero_preamble=not early_sync)
+            synced.append(_sync_lane().submit(_fdatasync, os.dup(fd)))
+
+        prepared = _prepare(path, request, extended, on_final=sync_early if early_sync else None)
         if not prepared.outcome.stored:
             return prepared.outcome, None, extended
         new = _new_instance(prepared, request)
