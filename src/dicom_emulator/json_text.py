@@ -33,3 +33,11 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:
         return json.dumps(value, separators=(",", ":"))
+
+
+def dump_bytes(value: Any) -> bytes:
+    """:func:`dumps` as UTF-8 bytes, for a response body."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()

@@ -143,6 +143,36 @@ PartitionDep = Annotated[PartitionContext, Depends(get_partition)]
 NewPartitionDep = Annotated[PartitionContext, Depends(get_or_create_partition)]
 
 
+@dataclass(frozen=True, slots=True)
+class RouteContext:
+    """What a partition-aware route needs of its request: the version facts, the runtime and the partition."""
+
+    api: ApiContext
+    runtime: Runtime
+    partition: PartitionContext
+
+
+# One dependency instead of ApiDep, RuntimeDep and a partition one, on the hottest routes (STOW, QIDO): FastAPI solves
+# each dependency, and the version path parameter of each, on every request, and three solves cost more than the
+# work they do (~15 % of a one-hit QIDO's time in the event loop, benchmarks/README.md session 9).
+async def get_route_context(request: Request, version: str) -> RouteContext:
+    """:data:`PartitionDep` with the ApiContext and Runtime it was resolved with."""
+    api = api_context(request, version)
+    runtime: Runtime = request.app.state.runtime
+    return RouteContext(api, runtime, await resolve_partition(request, api, runtime, create=False))
+
+
+async def get_new_route_context(request: Request, version: str) -> RouteContext:
+    """:data:`NewPartitionDep` with the ApiContext and Runtime it was resolved with."""
+    api = api_context(request, version)
+    runtime: Runtime = request.app.state.runtime
+    return RouteContext(api, runtime, await resolve_partition(request, api, runtime, create=True))
+
+
+RouteDep = Annotated[RouteContext, Depends(get_route_context)]
+NewRouteDep = Annotated[RouteContext, Depends(get_new_route_context)]
+
+
 def accept_header(request: Request) -> str | None:
     """All Accept header lines as one list (a client may send several lines)."""
     values = request.headers.getlist("accept")

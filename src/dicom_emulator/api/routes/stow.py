@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from dicom_emulator.api.deps import (
     ApiDep,
-    NewPartitionDep,
+    NewRouteDep,
     PartitionContext,
     PartitionDep,
     RuntimeDep,
@@ -140,9 +140,9 @@ async def _store(
 
 
 @router.post("/studies", openapi_extra=extra(*STOW_HEADERS, body=STOW_BODY))
-async def store_instances(request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep) -> Response:
+async def store_instances(request: Request, context: NewRouteDep) -> Response:
     """Store instances (STOW-RS)."""
-    return await _store(request, api, runtime, partition, None, replace=False)
+    return await _store(request, context.api, context.runtime, context.partition, None, replace=False)
 
 
 # Declared for the schema's sake (a body of its own); any other casing reaches the bulk update through the next route.
@@ -163,14 +163,12 @@ async def store_study_instances(request: Request, api: ApiDep, runtime: RuntimeD
 
 
 @router.put("/studies", openapi_extra=extra(*STOW_HEADERS, body=STOW_BODY))
-async def upsert_instances(request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep) -> Response:
+async def upsert_instances(request: Request, context: NewRouteDep) -> Response:
     """Store instances, replacing existing ones (Azure upsert)."""
-    return await _store(request, api, runtime, partition, None, replace=True)
+    return await _store(request, context.api, context.runtime, context.partition, None, replace=True)
 
 
 @router.put("/studies/{study}", openapi_extra=extra(*STOW_HEADERS, body=STOW_BODY))
-async def upsert_study_instances(
-    request: Request, api: ApiDep, runtime: RuntimeDep, partition: NewPartitionDep, study: str
-) -> Response:
+async def upsert_study_instances(request: Request, context: NewRouteDep, study: str) -> Response:
     """Store instances of one study, replacing existing ones (Azure upsert)."""
-    return await _store(request, api, runtime, partition, study, replace=True)
+    return await _store(request, context.api, context.runtime, context.partition, study, replace=True)
