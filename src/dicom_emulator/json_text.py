@@ -1,8 +1,9 @@
 """Writing and parsing the DICOM JSON text the index stores (metadata of every instance), on the hot paths.
 
-orjson parses it several times faster than the json module. The text is written by the json module, which
-also writes NaN and Infinity (an FD/FL value can hold them) and integers of any size; orjson refuses both,
-so such a text falls back to the json module and parses exactly as before.
+orjson parses and writes it several times faster than the json module. Texts stored by earlier versions were
+written by the json module, which also writes NaN and Infinity and integers of any size; orjson refuses both,
+so such a text falls back to the json module and parses exactly as before (and :func:`dumps` falls back the
+same way for an integer orjson cannot write).
 """
 
 from __future__ import annotations
@@ -29,10 +30,7 @@ def dumps(value: Any) -> str:
     same values; only the spelling of some floats differs (``1e16`` against ``1e+16``), and orjson writes
     non-ASCII characters as UTF-8 rather than ``\\u`` escapes: every JSON reader reads them alike.
     """
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"))
+    return dump_bytes(value).decode()
 
 
 def dump_bytes(value: Any) -> bytes:
