@@ -23,6 +23,7 @@ from pynetdicom.dsutils import create_file_meta
 from dicom_emulator.dimse.association_io import (
     GatewayDul,
     GatewaySocket,
+    MessageQueue,
     ReactorClock,
     ReceivedFileMeta,
     SpooledTemporaryFile,
@@ -256,6 +257,90 @@ def test_a_queue_put_wakes_the_reactor() -> None:
     waking: queue.Queue[Any] = WakingQueue(wake)
     waking.put("message")
     assert wake.is_set() and waking.get_nowait() == "message"
+
+
+def _store_request(message_id: int = 1) -> C_STORE:
+    request = C_STORE()
+    request.MessageID = message_id
+    request.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    request.AffectedSOPInstanceUID = "1.2.3.4"
+    request.Priority = 2
+    request.DataSet = io.BytesIO(b"data set")
+    return request
+
+
+class _ServingAssociation:
+    """What MessageQueue reads of an association: its reader thread, state, checkpoint and _serve_request."""
+
+    def __init__(self, *, established: bool = True, paused: bool = False) -> None:
+        self.dul: threading.Thread | None = None
+        self.is_established = established
+        self._reactor_checkpoint = threading.Event()
+        if not paused:
+            self._reactor_checkpoint.set()
+        self.served: list[tuple[Any, int, str]] = []
+
+    def _serve_request(self, message: Any, context_id: int) -> None:
+        self.served.append((message, context_id, threading.current_thread().name))
+
+
+def _put_from_reader(assoc: _ServingAssociation, messages: queue.Queue[Any], *items: Any) -> None:
+    reader = threading.Thread(target=lambda: [messages.put(item) for item in items], name="reader")
+    assoc.dul = reader
+    reader.start()
+    reader.join(5)
+
+
+def test_the_reader_serves_a_c_store_request_itself_when_nothing_is_queued() -> None:
+    assoc = _ServingAssociation()
+    wake = threading.Event()
+    messages = MessageQueue(wake, cast(Any, assoc))
+    request = _store_request()
+    _put_from_reader(assoc, messages, (3, request))
+    assert assoc.served == [(request, 3, "reader")]
+    assert messages.qsize() == 0 and not wake.is_set()
+
+
+def test_other_messages_and_other_threads_still_go_to_the_reactor() -> None:
+    assoc = _ServingAssociation()
+    messages = MessageQueue(threading.Event(), cast(Any, assoc))
+    response = C_STORE()
+    response.MessageIDBeingRespondedTo = 1
+    response.Status = 0x0000
+    first, second = _store_request(1), _store_request(2)
+    # A response (a C-GET's sub-operation), then a request behind a queued message: both wait for the reactor.
+    _put_from_reader(assoc, messages, (1, response), (1, first))
+    messages.put((1, second))  # not the reader's thread
+    assert assoc.served == []
+    assert [messages.get_nowait()[1] for _ in range(3)] == [response, first, second]
+
+
+@pytest.mark.parametrize("state", [{"established": False}, {"paused": True}])
+def test_no_request_is_served_by_the_reader_outside_an_established_unpaused_association(
+    state: dict[str, bool],
+) -> None:
+    assoc = _ServingAssociation(**state)
+    messages = MessageQueue(threading.Event(), cast(Any, assoc))
+    _put_from_reader(assoc, messages, (1, _store_request()))
+    assert assoc.served == [] and messages.qsize() == 1
+
+
+def test_a_failing_inline_request_aborts_the_association() -> None:
+    assoc = _ServingAssociation()
+
+    def fail(message: Any, context_id: int) -> None:
+        raise RuntimeError("boom")
+
+    assoc._serve_request = fail  # type: ignore[method-assign]
+    messages = MessageQueue(threading.Event(), cast(Any, assoc))
+    events: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=messages.put, args=((1, _store_request()),), name="reader")
+    reader.event_queue = events  # type: ignore[attr-defined]  # pynetdicom's DUL has one
+    assoc.dul = reader
+    reader.start()
+    reader.join(5)
+    # Evt19 (PS3.8 9.2: an unrecognized or invalid PDU) has the reader send an A-ABORT, as for a bad message.
+    assert events.get_nowait() == "Evt19" and messages.qsize() == 0
 
 
 @pytest.mark.parametrize(
