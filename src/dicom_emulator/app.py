@@ -200,7 +200,8 @@ def create_app(settings: Settings | None = None, *, dimse_shares: ConnectionShar
             events = SqlEventStore(sessions)
             dispatcher = _event_dispatcher(settings, events)
             await dispatcher.register()
-            index.feed_listeners.append(dispatcher.wake)
+            if dispatcher.loops:  # no sink configured: nothing to wake after each commit
+                index.feed_listeners.append(dispatcher.wake)
             runner = JobRunner(
                 jobs,
                 {

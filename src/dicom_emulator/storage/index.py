@@ -250,7 +250,8 @@ class SqlIndex:
         other processes on the lock file. ``loop`` runs the feed listeners (they wake loop tasks).
         """
         results = self._write_blocking(batch, replace)
-        if any(r.watermark is not None for r in results):
+        # Only when someone listens (an event sink): waking the loop is a thread hand-off per commit.
+        if self.feed_listeners and any(r.watermark is not None for r in results):
             loop.call_soon_threadsafe(self._feed_committed)
         return results
 
