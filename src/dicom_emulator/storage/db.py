@@ -121,6 +121,10 @@ def _ping_after_idle(engine: Engine) -> None:
             raise DisconnectionError from exc
 
 
+# How long a SQLite connection waits for another writer before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30000
+
+
 def _sqlite_pragmas(power_safe: bool, *, autocheckpoint: bool = True) -> Callable[[Any, Any], None]:
     # WAL with synchronous=NORMAL never loses consistency, and a crash of the process loses nothing committed;
     # only a power loss can drop the last commits. FULL syncs the WAL at each commit so those survive too.
@@ -131,7 +135,7 @@ def _sqlite_pragmas(power_safe: bool, *, autocheckpoint: bool = True) -> Callabl
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         if not autocheckpoint:
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()

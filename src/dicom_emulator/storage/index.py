@@ -19,9 +19,11 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dicom_emulator.clock import utcnow
+from dicom_emulator.storage.db import SQLITE_BUSY_TIMEOUT_MS
 from dicom_emulator.storage.feed_append import FEED_LOCK_ID
 from dicom_emulator.storage.instance_deletes import delete_level
 from dicom_emulator.storage.instance_writes import (
@@ -241,6 +243,11 @@ class SqlIndex:
         """Whether :meth:`add_instances_blocking` works: a synchronous engine (SQLite file or PostgreSQL)."""
         return self._sync_engine is not None
 
+    @property
+    def writes_locally(self) -> bool:
+        """Whether a blocking store transaction waits for no server: a SQLite file (never PostgreSQL)."""
+        return self._sync_reads
+
     def add_instances_blocking(
         self, batch: Sequence[NewInstance], *, replace: bool, loop: asyncio.AbstractEventLoop
     ) -> list[AddResult]:
@@ -253,6 +260,42 @@ class SqlIndex:
         # Only when someone listens (an event sink): waking the loop is a thread hand-off per commit.
         if self.feed_listeners and any(r.watermark is not None for r in results):
             loop.call_soon_threadsafe(self._feed_committed)
+        return results
+
+    def add_instances_now(self, batch: Sequence[NewInstance], *, replace: bool) -> list[AddResult] | None:
+        """:meth:`add_instances` run in the event loop's own thread, or None when that would wait for this process.
+
+        Only where :attr:`writes_locally`. The loop must never wait for a writer that needs the loop to finish:
+        one of this process's store threads (its thread lock, tried once), or a transaction of this process
+        awaiting on the loop (SQLite's lock, tried once with no busy wait). The caller then commits from a worker
+        thread instead. Another process's writer never needs this loop: its lock file is waited for as usual.
+        """
+        assert self._sync_engine is not None and self._sync_reads
+        thread_lock = self._thread_lock
+        assert isinstance(thread_lock, type(threading.Lock()))  # SQLite: a real lock
+        if not thread_lock.acquire(blocking=False):
+            return None
+        try:
+            file_lock = self._file_lock.blocking() if self._file_lock is not None else contextlib.nullcontext()
+            with file_lock, self._sync_engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA busy_timeout=0")
+                try:
+                    try:
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    except OperationalError:
+                        return None  # SQLITE_BUSY: a writer holds the database; no transaction was opened
+                    try:
+                        results = write_batch(conn, batch, replace=replace, now=utcnow())
+                        _finish(conn, results)
+                    except BaseException:
+                        conn.rollback()
+                        raise
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            thread_lock.release()
+        if self.feed_listeners and any(r.watermark is not None for r in results):
+            self._feed_committed()
         return results
 
     def _write_blocking(self, batch: Sequence[NewInstance], replace: bool) -> list[AddResult]:

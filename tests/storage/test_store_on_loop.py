@@ -1,0 +1,85 @@
+"""A lone instance stored in the event loop's thread (SQLite file), and what it must never wait for there."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from tests.factories import make_dataset, multipart, to_bytes
+
+STOW_HEADERS = {"Accept": "application/dicom+json"}
+# Only a SQLite file stores on the loop (the first test says so for both databases).
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+async def _stow_one(client: httpx.AsyncClient) -> tuple[httpx.Response, str]:
+    ds = make_dataset()
+    body, content_type = multipart([to_bytes(ds)])
+    response = await client.post("/v2/studies", content=body, headers={**STOW_HEADERS, "Content-Type": content_type})
+    return response, ds.StudyInstanceUID
+
+
+async def _count(app: FastAPI, study_uid: str) -> int:
+    async with app.state.runtime.store.index.sessions() as session:
+        result = await session.execute(text("SELECT count(*) FROM instances WHERE study_uid = :s"), {"s": study_uid})
+        return int(result.scalar_one())
+
+
+async def test_lone_instances_are_stored_on_the_loop_only_on_a_sqlite_file(app: FastAPI, backend: str) -> None:
+    store = app.state.runtime.store
+    # PostgreSQL's transaction waits for its server: it stays in a worker thread.
+    assert store.stores_on_loop is (backend == "sqlite")
+
+
+@SQLITE_ONLY
+async def test_the_loop_commits_in_a_thread_while_a_store_thread_of_this_process_holds_the_index(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    index = app.state.runtime.store.index
+    # The lock a DIMSE association's (or a multi-part request's) store thread holds during its transaction.
+    index._thread_lock.acquire()
+    try:
+        assert index.add_instances_now([], replace=False) is None
+        stow = asyncio.create_task(_stow_one(client))
+        await asyncio.sleep(0.3)
+        assert not stow.done()  # waiting in a worker thread, not in the loop: this test still runs
+    finally:
+        index._thread_lock.release()
+    response, study = await asyncio.wait_for(stow, 10)
+    assert response.status_code == 200, response.text
+    assert await _count(app, study) == 1
+
+
+@SQLITE_ONLY
+async def test_a_lone_store_waits_for_an_async_transaction_of_this_process_without_blocking_the_loop(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    index = app.state.runtime.store.index
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    # A writer on the loop (a DELETE, a job claim) holds SQLite's write lock across awaits.
+    async with index.engine.connect() as conn:
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+        stow = asyncio.create_task(_stow_one(client))
+        await asyncio.sleep(0.3)
+        assert not stow.done()
+        ticks_while_held = ticks
+        await conn.commit()
+    response, study = await asyncio.wait_for(stow, 10)
+    ticker.cancel()
+    # The loop kept running while the store waited (a busy wait in the loop would have stopped the ticker and
+    # this transaction with it, until SQLite's busy timeout failed the store).
+    assert ticks_while_held >= 10
+    assert response.status_code == 200, response.text
+    assert await _count(app, study) == 1
