@@ -27,6 +27,36 @@ from dicom_emulator.storage.index import SqlIndex
 from dicom_emulator.storage.querying import SearchHit, SearchPage, search_page
 from dicom_emulator.storage.tags_store import QUERY_DISABLED, SqlTagStore, TagRecord, ready_tags_sync
 
+# Attributes whose exact match the index answers from a B-tree (storage/models.py): a query pinned by one of them
+# reads a bounded handful of rows, cheap enough to run on the event loop (SqlIndex.read_now). Keywords and
+# tags as QIDO accepts them (PS3.18 8.3.4.1), compared case-insensitively.
+_PINNING_KEYS = frozenset(
+    key.lower()
+    for key in (
+        "StudyInstanceUID",
+        "0020000D",
+        "SeriesInstanceUID",
+        "0020000E",
+        "SOPInstanceUID",
+        "00080018",
+        "PatientID",
+        "00100020",
+        "AccessionNumber",
+        "00080050",
+    )
+)
+
+
+def is_pinned_query(params: Sequence[tuple[str, str]], study_uid: str | None) -> bool:
+    """Whether a QIDO request names one study (its route) or matches an indexed attribute exactly (no wildcard).
+
+    Anything else (a wildcard, fuzzy names, a date range, a bare listing with a deep offset) may scan, and reads
+    off the loop.
+    """
+    if study_uid is not None:
+        return True
+    return any(key.lower() in _PINNING_KEYS and value and not any(c in value for c in "*?") for key, value in params)
+
 
 @dataclass(frozen=True, slots=True)
 class SearchRequest:
@@ -77,7 +107,10 @@ class SearchService:
             tags = _returned_tags(request.query, api_major, study_uid, series_uid)
             return request, tags, _page(conn, request, partition_key, study_uid, series_uid, tags)
 
-        request, tags, page = await self.index.read(_read)
+        if self.index.on_local_file and is_pinned_query(params, study_uid):
+            request, tags, page = self.index.read_now(_read)
+        else:
+            request, tags, page = await self.index.read(_read)
         return request, self._shape_page(request, page, tags)
 
     def _parse(

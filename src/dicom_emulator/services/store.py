@@ -321,7 +321,7 @@ class StoreService:
     @property
     def stores_on_loop(self) -> bool:
         """Whether a lone file is stored in the event loop's own thread: files on disk, a SQLite file index."""
-        return self.stores_blocking and self.index.writes_locally
+        return self.stores_blocking and self.index.on_local_file
 
     async def _store_one_on_loop(self, path: Path, request: StoreRequest) -> StoreOutcome:
         """:meth:`store_many` of one file in the event loop's thread (only when :attr:`stores_on_loop`).

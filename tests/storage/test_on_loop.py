@@ -1,4 +1,4 @@
-"""A lone instance stored in the event loop's thread (SQLite file), and what it must never wait for there."""
+"""Work done in the event loop's own thread on a SQLite file: a lone instance's store, pinned QIDO reads."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from dicom_emulator.services.search import is_pinned_query
 from tests.factories import make_dataset, multipart, to_bytes
 
 STOW_HEADERS = {"Accept": "application/dicom+json"}
@@ -83,3 +84,48 @@ async def test_a_lone_store_waits_for_an_async_transaction_of_this_process_witho
     assert ticks_while_held >= 10
     assert response.status_code == 200, response.text
     assert await _count(app, study) == 1
+
+
+@SQLITE_ONLY
+async def test_pinned_qido_reads_on_the_loop_and_others_in_a_thread(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response, study = await _stow_one(client)
+    assert response.status_code == 200
+    index = app.state.runtime.store.index
+    hops: list[str] = []
+    read = index.read
+
+    async def counted_read(fn: object, *args: object, **kwargs: object) -> object:
+        hops.append("thread")
+        return await read(fn, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index, "read", counted_read)
+    pinned = await client.get("/v2/studies", params={"StudyInstanceUID": study})
+    assert pinned.status_code == 200 and len(pinned.json()) == 1
+    assert hops == []
+    in_study = await client.get(f"/v2/studies/{study}/series")
+    assert in_study.status_code == 200 and len(in_study.json()) == 1
+    assert hops == []
+    listing = await client.get("/v2/studies", params={"PatientName": "Doe*"})
+    assert listing.status_code in (200, 204)
+    assert hops == ["thread"]
+
+
+@pytest.mark.parametrize(
+    ("params", "study_uid", "pinned"),
+    [
+        ([("SOPInstanceUID", "1.2.3")], None, True),
+        ([("00080018", "1.2.3")], None, True),
+        ([("0020000d", "1.2.3")], None, True),  # tags in either case
+        ([("PatientID", "P1"), ("PatientName", "Doe*")], None, True),  # the exact match bounds it
+        ([("AccessionNumber", "A*")], None, False),  # a wildcard may scan
+        ([("PatientID", "P?")], None, False),
+        ([("PatientID", "")], None, False),  # empty: matches everything (PS3.4 C.2.2.2.3)
+        ([("StudyDate", "20200101-20201231")], None, False),
+        ([("limit", "10"), ("offset", "100000")], None, False),
+        ([], "1.2.3", True),  # a study's series or instances
+    ],
+)
+def test_pinned_queries(params: list[tuple[str, str]], study_uid: str | None, pinned: bool) -> None:
+    assert is_pinned_query(params, study_uid) is pinned
