@@ -41,6 +41,9 @@ from dicom_emulator.storage.writeback import start_writeback
 logger = logging.getLogger(__name__)
 
 _CORE_TAGS = frozenset(t.tag for t in CORE_QUERY_TAGS)
+# Only v1 validates the values of extended query tags (azure-behaviour §7.5; validate_for_store); v2 stores never
+# read them before their transaction (on PostgreSQL that read was a round trip per request).
+_NO_TAGS: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +204,8 @@ class StoreService:
             # Extended query tags in force now: v1 fails instances whose values are invalid (azure-behaviour §7.5).
             # They are read once per request: in the first part's worker thread where the tag store can read
             # without the event loop (SQLite file), else here.
-            extended: frozenset[int] | None = None
-            if not self.tags.reads_blocking:
+            extended: frozenset[int] | None = _NO_TAGS if request.api_major >= 2 else None
+            if extended is None and not self.tags.reads_blocking:
                 extended = await self.extended_tags()
             for position, path in enumerate(paths):
                 outcome, new, extended = await self._prepare(path, request, extended)
@@ -270,7 +273,9 @@ class StoreService:
         validated, and its future is appended here: the caller waits for it before the index row commits.
         """
         if extended is None:
-            extended = frozenset(t.definition.tag for t in self.tags.active_blocking())
+            extended = (
+                _NO_TAGS if request.api_major >= 2 else frozenset(t.definition.tag for t in self.tags.active_blocking())
+            )
         early_sync = synced is not None and isinstance(self.blobs, FileSystemBlobStore) and self.blobs.sync
 
         def sync_early(fd: int) -> None:
