@@ -123,6 +123,17 @@ def _record(row: Any) -> InstanceRecord:
     )
 
 
+def _write_in_transaction(conn: Connection, batch: Sequence[NewInstance], replace: bool) -> list[AddResult]:
+    """The store transaction's statements and its end on a synchronous connection; rolled back on any error."""
+    try:
+        results = write_batch(conn, batch, replace=replace, now=utcnow())
+        _finish(conn, results)
+    except BaseException:
+        conn.rollback()
+        raise
+    return results
+
+
 def _finish(conn: Connection, results: Sequence[AddResult]) -> None:
     """Commit a store transaction that stored something; roll back one that stored nothing.
 
@@ -284,12 +295,7 @@ class SqlIndex:
                         conn.exec_driver_sql("BEGIN IMMEDIATE")
                     except OperationalError:
                         return None  # SQLITE_BUSY: a writer holds the database; no transaction was opened
-                    try:
-                        results = write_batch(conn, batch, replace=replace, now=utcnow())
-                        _finish(conn, results)
-                    except BaseException:
-                        conn.rollback()
-                        raise
+                    results = _write_in_transaction(conn, batch, replace)
                 finally:
                     conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         finally:
@@ -306,13 +312,7 @@ class SqlIndex:
                 # Take SQLite's write lock now: the duplicate check is then exclusive, and a deferred
                 # transaction can never fail to upgrade from reader to writer (SQLITE_BUSY).
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                results = write_batch(conn, batch, replace=replace, now=utcnow())
-                _finish(conn, results)
-            except BaseException:
-                conn.rollback()
-                raise
-        return results
+            return _write_in_transaction(conn, batch, replace)
 
     @staticmethod
     async def _lock_feed(session: AsyncSession) -> None:
