@@ -155,18 +155,20 @@ class RouteContext:
 # One dependency instead of ApiDep, RuntimeDep and a partition one, on the hottest routes (STOW, QIDO): FastAPI solves
 # each dependency, and the version path parameter of each, on every request, and three solves cost more than the
 # work they do (~15 % of a one-hit QIDO's time in the event loop, benchmarks/README.md session 9).
-async def get_route_context(request: Request, version: str) -> RouteContext:
-    """:data:`PartitionDep` with the ApiContext and Runtime it was resolved with."""
+async def route_context(request: Request, version: str, *, create: bool) -> RouteContext:
     api = api_context(request, version)
     runtime: Runtime = request.app.state.runtime
-    return RouteContext(api, runtime, await resolve_partition(request, api, runtime, create=False))
+    return RouteContext(api, runtime, await resolve_partition(request, api, runtime, create=create))
+
+
+async def get_route_context(request: Request, version: str) -> RouteContext:
+    """:data:`PartitionDep` with the ApiContext and Runtime it was resolved with."""
+    return await route_context(request, version, create=False)
 
 
 async def get_new_route_context(request: Request, version: str) -> RouteContext:
     """:data:`NewPartitionDep` with the ApiContext and Runtime it was resolved with."""
-    api = api_context(request, version)
-    runtime: Runtime = request.app.state.runtime
-    return RouteContext(api, runtime, await resolve_partition(request, api, runtime, create=True))
+    return await route_context(request, version, create=True)
 
 
 RouteDep = Annotated[RouteContext, Depends(get_route_context)]

@@ -41,8 +41,6 @@ from dicom_emulator.storage.writeback import start_writeback
 logger = logging.getLogger(__name__)
 
 _CORE_TAGS = frozenset(t.tag for t in CORE_QUERY_TAGS)
-# Only v1 validates the values of extended query tags (azure-behaviour §7.5; validate_for_store); v2 stores never
-# read them before their transaction (on PostgreSQL that read was a round trip per request).
 _NO_TAGS: frozenset[int] = frozenset()
 
 
@@ -60,6 +58,15 @@ class StoreRequest:
 # Instances indexed per transaction: a STOW request of any size commits in batches of this many, so a
 # huge request neither holds the write lock for long nor keeps many prepared instances in memory.
 COMMIT_BATCH = 50
+
+
+def _validation_tags(request: StoreRequest) -> frozenset[int] | None:
+    """The extended query tags a store validates against: none for v2, None (to be read) for v1.
+
+    Only v1 validates their values (azure-behaviour §7.5; validate_for_store), so a v2 store never reads them before
+    its transaction (on PostgreSQL that read was a round trip per request).
+    """
+    return _NO_TAGS if request.api_major >= 2 else None
 
 
 @dataclass(slots=True)
@@ -204,7 +211,7 @@ class StoreService:
             # Extended query tags in force now: v1 fails instances whose values are invalid (azure-behaviour §7.5).
             # They are read once per request: in the first part's worker thread where the tag store can read
             # without the event loop (SQLite file), else here.
-            extended: frozenset[int] | None = _NO_TAGS if request.api_major >= 2 else None
+            extended = _validation_tags(request)
             if extended is None and not self.tags.reads_blocking:
                 extended = await self.extended_tags()
             for position, path in enumerate(paths):
@@ -273,9 +280,9 @@ class StoreService:
         validated, and its future is appended here: the caller waits for it before the index row commits.
         """
         if extended is None:
-            extended = (
-                _NO_TAGS if request.api_major >= 2 else frozenset(t.definition.tag for t in self.tags.active_blocking())
-            )
+            extended = _validation_tags(request)
+        if extended is None:
+            extended = frozenset(t.definition.tag for t in self.tags.active_blocking())
         early_sync = synced is not None and isinstance(self.blobs, FileSystemBlobStore) and self.blobs.sync
 
         def sync_early(fd: int) -> None:

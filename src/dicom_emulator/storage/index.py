@@ -403,13 +403,7 @@ class SqlIndex:
         round trips per statement (execute, fetch), so a QIDO page of five statements paid about twenty.
         Elsewhere (PostgreSQL, in-memory SQLite) it is ``AsyncConnection.run_sync`` on the async engine.
         """
-        sync_engine = self._sync_engine
-        if sync_engine is not None and self._sync_reads:
-
-            def _run() -> T:
-                with sync_engine.connect() as conn:
-                    return fn(conn, *args, **kwargs)
-
-            return await asyncio.to_thread(_run)
+        if self._sync_reads:
+            return await asyncio.to_thread(lambda: self.read_now(fn, *args, **kwargs))
         async with self.engine.connect() as conn:
             return await conn.run_sync(fn, *args, **kwargs)

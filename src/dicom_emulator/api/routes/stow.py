@@ -11,8 +11,8 @@ from starlette.responses import Response
 from dicom_emulator.api.deps import (
     ApiDep,
     NewRouteDep,
-    PartitionContext,
     PartitionDep,
+    RouteContext,
     RuntimeDep,
     accept_header,
     resolve_partition,
@@ -96,15 +96,8 @@ async def _spool(request: Request, runtime: RuntimeDep) -> list[SpooledPart]:
     return parts
 
 
-async def _store(
-    request: Request,
-    api: ApiDep,
-    runtime: RuntimeDep,
-    partition: PartitionContext,
-    study: str | None,
-    *,
-    replace: bool,
-) -> Response:
+async def _store(request: Request, context: RouteContext, study: str | None, *, replace: bool) -> Response:
+    api, runtime, partition = context.api, context.runtime, context.partition
     require_dicom_json(accept_header(request))
     route_study = validate_uid(study, "StudyInstanceUid") if study is not None else None
     expires_at = _expires_at(request)
@@ -142,7 +135,7 @@ async def _store(
 @router.post("/studies", openapi_extra=extra(*STOW_HEADERS, body=STOW_BODY))
 async def store_instances(request: Request, context: NewRouteDep) -> Response:
     """Store instances (STOW-RS)."""
-    return await _store(request, context.api, context.runtime, context.partition, None, replace=False)
+    return await _store(request, context, None, replace=False)
 
 
 # Declared for the schema's sake (a body of its own); any other casing reaches the bulk update through the next route.
@@ -159,16 +152,16 @@ async def store_study_instances(request: Request, api: ApiDep, runtime: RuntimeD
     if study.lower() == BULK_UPDATE:
         return await bulk_update(request, api, runtime, await resolve_partition(request, api, runtime, create=False))
     partition = await resolve_partition(request, api, runtime, create=True)
-    return await _store(request, api, runtime, partition, study, replace=False)
+    return await _store(request, RouteContext(api, runtime, partition), study, replace=False)
 
 
 @router.put("/studies", openapi_extra=extra(*STOW_HEADERS, body=STOW_BODY))
 async def upsert_instances(request: Request, context: NewRouteDep) -> Response:
     """Store instances, replacing existing ones (Azure upsert)."""
-    return await _store(request, context.api, context.runtime, context.partition, None, replace=True)
+    return await _store(request, context, None, replace=True)
 
 
 @router.put("/studies/{study}", openapi_extra=extra(*STOW_HEADERS, body=STOW_BODY))
 async def upsert_study_instances(request: Request, context: NewRouteDep, study: str) -> Response:
     """Store instances of one study, replacing existing ones (Azure upsert)."""
-    return await _store(request, context.api, context.runtime, context.partition, study, replace=True)
+    return await _store(request, context, study, replace=True)
