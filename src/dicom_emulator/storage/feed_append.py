@@ -26,7 +26,7 @@ OUTBOX: Table = EventOutbox.__table__  # type: ignore[assignment]
 _INSERT_FEED = FEED.insert().returning(FEED.c.sequence)
 _INSERT_OUTBOX = OUTBOX.insert()
 _LOCK_FEED = text("SELECT pg_advisory_xact_lock(:k)")
-_FEED_COLUMNS = ("timestamp", "action", "partition_key", "study_uid", "series_uid", "sop_uid", "watermark")
+FEED_COLUMNS = ("timestamp", "action", "partition_key", "study_uid", "series_uid", "sop_uid", "watermark")
 
 
 def _append_one_statement() -> Any:
@@ -40,8 +40,8 @@ def _append_one_statement() -> Any:
     sequence value (column defaults are evaluated per inserted row): the ordering lock_feed guarantees.
     """
     feed_lock = select(func.pg_advisory_xact_lock(bindparam("k", type_=BigInteger))).cte("feed_lock")
-    values = select(*(bindparam(name, type_=FEED.c[name].type) for name in _FEED_COLUMNS)).select_from(feed_lock)
-    feed = FEED.insert().from_select(list(_FEED_COLUMNS), values).returning(FEED.c.sequence).cte("feed")
+    values = select(*(bindparam(name, type_=FEED.c[name].type) for name in FEED_COLUMNS)).select_from(feed_lock)
+    feed = FEED.insert().from_select(list(FEED_COLUMNS), values).returning(FEED.c.sequence).cte("feed")
     event = select(feed.c.sequence, bindparam("event_id", type_=OUTBOX.c.event_id.type))
     return OUTBOX.insert().from_select(["sequence", "event_id"], event).returning(OUTBOX.c.sequence)
 
@@ -73,7 +73,7 @@ def append_feed(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
                     {
                         "k": FEED_LOCK_ID,
                         "event_id": str(uuid.uuid4()),
-                        **{name: row.get(name) for name in _FEED_COLUMNS},
+                        **{name: row.get(name) for name in FEED_COLUMNS},
                     },
                 )
             )

@@ -23,12 +23,15 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dicom_emulator.clock import utcnow
+from dicom_emulator.errors import InstanceAlreadyExistsError
+from dicom_emulator.storage import compiled_sql, lone_store_pg
 from dicom_emulator.storage.db import SQLITE_BUSY_TIMEOUT_MS
 from dicom_emulator.storage.feed_append import FEED_LOCK_ID
 from dicom_emulator.storage.instance_deletes import delete_level
 from dicom_emulator.storage.instance_writes import (
     ACTION_CREATE,
     ACTION_UPDATE,
+    ALREADY_EXISTS_MESSAGE,
     AddResult,
     NewInstance,
     write_batch,
@@ -174,6 +177,12 @@ class SqlIndex:
         )
         self._file_lock = ProcessWriteLock(lock_path) if sqlite_bind and lock_path is not None else None
         self._sync_engine = sync_engine
+        # PostgreSQL: the same pool's connections in autocommit, for a lone store's single statement.
+        self._lone_engine: Engine | None = (
+            sync_engine.execution_options(isolation_level="AUTOCOMMIT")
+            if sync_engine is not None and sync_engine.dialect.name == "postgresql"
+            else None
+        )
         # Reads hop to a thread only on a SQLite file (aiosqlite costs several hops per statement); on
         # PostgreSQL asyncpg serves them on the loop.
         self._sync_reads = sqlite_bind and sync_engine is not None
@@ -307,12 +316,28 @@ class SqlIndex:
     def _write_blocking(self, batch: Sequence[NewInstance], replace: bool) -> list[AddResult]:
         """The store transaction in this worker thread, on the synchronous connection (one hop off the loop)."""
         assert self._sync_engine is not None
+        if self._lone_engine is not None and len(batch) == 1 and lone_store_pg.eligible(batch[0], replace=replace):
+            lone = self._write_lone(batch[0])
+            if lone is not None:
+                return [lone]
         with self._file_lock_blocking(), self._sync_engine.connect() as conn:
             if conn.dialect.name == "sqlite":
                 # Take SQLite's write lock now: the duplicate check is then exclusive, and a deferred
                 # transaction can never fail to upgrade from reader to writer (SQLITE_BUSY).
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             return _write_in_transaction(conn, batch, replace)
+
+    def _write_lone(self, new: NewInstance) -> AddResult | None:
+        """PostgreSQL: a lone new instance in one autocommitted statement (storage/lone_store_pg.py); None when
+        extended query tags need the transactional path."""
+        assert self._lone_engine is not None
+        with self._lone_engine.connect() as conn:
+            try:
+                return lone_store_pg.store_lone(conn, new, utcnow())
+            except compiled_sql.integrity_errors(conn):
+                return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE))
+            except Exception as exc:  # noqa: BLE001 - a storage error fails this instance only (272), as write_batch
+                return AddResult(error=exc)
 
     @staticmethod
     async def _lock_feed(session: AsyncSession) -> None:
