@@ -130,3 +130,29 @@ async def test_with_extended_query_tags_the_transactional_path_indexes_their_val
     assert await _rows(app, "SELECT text_value FROM extended_query_tag_values WHERE series_key IS NOT NULL") == [
         ("SCANNER-7",)
     ]
+
+
+@POSTGRES_ONLY
+async def test_the_loop_sends_the_same_statement_through_asyncpg(app: FastAPI, client: httpx.AsyncClient) -> None:
+    index = app.state.runtime.store.index
+    first = await index.add_lone_async(_new("5.1", patient_id="P1"))
+    assert first is not None and first.error is None
+    duplicate = await index.add_lone_async(_new("5.1", patient_id="CHANGED"))
+    assert duplicate is not None and type(duplicate.error).__name__ == "InstanceAlreadyExistsError"
+    assert await _rows(app, "SELECT latest_watermark, patient_id FROM studies") == [(first.watermark, "P1")]
+    assert await _rows(app, "SELECT sop_uid, watermark FROM changefeed") == [("5.1", first.watermark)]
+
+    # A STOW of one instance takes this path (the loop, no worker thread): stored, then 45070 when sent again.
+    ds = make_dataset()
+    body, content_type = multipart([to_bytes(ds)])
+    headers = {**STOW_HEADERS, "Content-Type": content_type}
+    response = await client.post("/v2/studies", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    again = await client.post("/v2/studies", content=body, headers=headers)
+    assert again.status_code == 409, again.text
+    assert again.json()["00081198"]["Value"][0]["00081197"]["Value"] == [45070]
+
+    tag = {"path": "00181000", "vr": "LO", "level": "Series"}
+    assert (await client.post("/v2/extendedquerytags", json=[tag])).status_code == 202
+    assert await index.add_lone_async(_new("5.2")) is None  # a tag is being added: the transactional path
+    assert await _rows(app, "SELECT count(*) FROM instances WHERE sop_uid = '5.2'") == [(0,)]

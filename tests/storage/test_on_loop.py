@@ -30,10 +30,12 @@ async def _count(app: FastAPI, study_uid: str) -> int:
         return int(result.scalar_one())
 
 
-async def test_lone_instances_are_stored_on_the_loop_only_on_a_sqlite_file(app: FastAPI, backend: str) -> None:
+async def test_lone_instances_are_stored_on_the_loop(app: FastAPI, backend: str) -> None:
     store = app.state.runtime.store
-    # PostgreSQL's transaction waits for its server: it stays in a worker thread.
-    assert store.stores_on_loop is (backend == "sqlite")
+    # Both: SQLite's transaction waits for no server; on PostgreSQL a lone new instance is one statement,
+    # awaited on the loop through asyncpg (storage/lone_store_pg.py).
+    assert store.stores_on_loop
+    assert store.index.stores_lone_async is (backend == "postgres")
 
 
 @SQLITE_ONLY

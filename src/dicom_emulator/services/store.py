@@ -33,6 +33,7 @@ from dicom_emulator.dicom.tags import CORE_QUERY_TAGS
 from dicom_emulator.dicom.validation import validate_for_store
 from dicom_emulator.errors import InstanceAlreadyExistsError
 from dicom_emulator.services.store_outcome import StoreOutcome
+from dicom_emulator.storage import lone_store_pg
 from dicom_emulator.storage.blobs import BlobStore, FileSystemBlobStore
 from dicom_emulator.storage.index import AddResult, NewInstance, SqlIndex
 from dicom_emulator.storage.tags_store import SqlTagStore
@@ -332,8 +333,9 @@ class StoreService:
 
     @property
     def stores_on_loop(self) -> bool:
-        """Whether a lone file is stored in the event loop's own thread: files on disk, a SQLite file index."""
-        return self.stores_blocking and self.index.on_local_file
+        """Whether a lone file is stored in the event loop's own thread: files on disk, and a SQLite file index
+        or PostgreSQL (where a lone new instance is one statement, sent from the loop through asyncpg)."""
+        return self.stores_blocking and (self.index.on_local_file or self.index.stores_lone_async)
 
     async def _store_one_on_loop(self, path: Path, request: StoreRequest) -> StoreOutcome:
         """:meth:`store_many` of one file in the event loop's thread (only when :attr:`stores_on_loop`).
@@ -348,9 +350,12 @@ class StoreService:
         loop = asyncio.get_running_loop()
         synced: list[Future[None]] = []
         settled: StoreOutcome | None = None
+        extended = _validation_tags(request)
+        if extended is None and not self.index.on_local_file:
+            extended = await self.extended_tags()  # PostgreSQL: read on the loop, never blocking it
         try:
             with _PREPARE_LOCK:
-                outcome, new, _ = self._prepare_checked(path, request, None, synced)
+                outcome, new, _ = self._prepare_checked(path, request, extended, synced)
             if new is None:
                 settled = outcome
                 return outcome
@@ -364,7 +369,11 @@ class StoreService:
                 self._discard(new.blob_key)
                 raise
             synced.clear()
-            settled = self._commit_one(outcome, new, request, loop, now=True)
+            if self.index.on_local_file:
+                settled = self._commit_one(outcome, new, request, loop, now=True)
+            elif lone_store_pg.eligible(new, replace=request.replace):
+                # Shielded: once the statement is sent it may commit; the task settles the instance either way.
+                settled = await asyncio.shield(self._commit_lone(outcome, new))
             if settled is None:
                 # Shielded: once started, the thread commits or discards the instance itself, cancelled or not.
                 settled = await asyncio.shield(
@@ -402,6 +411,24 @@ class StoreService:
             self._discard(new.blob_key)
             raise
         settled, unused = _settle(outcome, new, added[0])
+        for key in unused:
+            self._discard(key)
+        return settled
+
+    async def _commit_lone(self, outcome: StoreOutcome, new: NewInstance) -> StoreOutcome | None:
+        """PostgreSQL: index one placed new instance in one statement from the loop (SqlIndex.add_lone_async).
+
+        None when extended query tags need the transactional path (nothing written, the file kept for it);
+        otherwise the settled outcome, the file deleted unless the instance became visible.
+        """
+        try:
+            added = await self.index.add_lone_async(new)
+        except BaseException:
+            self._discard(new.blob_key)
+            raise
+        if added is None:
+            return None
+        settled, unused = _settle(outcome, new, added)
         for key in unused:
             self._discard(key)
         return settled

@@ -327,6 +327,34 @@ class SqlIndex:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             return _write_in_transaction(conn, batch, replace)
 
+    @property
+    def stores_lone_async(self) -> bool:
+        """Whether :meth:`add_lone_async` works: PostgreSQL, where a lone new instance is one statement."""
+        return self._lone_engine is not None
+
+    async def add_lone_async(self, new: NewInstance) -> AddResult | None:
+        """A lone new instance (lone_store_pg.eligible) in one statement on the event loop's asyncpg connection.
+
+        PostgreSQL only (:attr:`stores_lone_async`). None when extended query tags need the transactional path
+        (nothing written). A duplicate is a result with InstanceAlreadyExistsError, any other storage error a
+        result with that error (272), as write_batch reports them. Run it shielded: once the statement is sent
+        it may commit, and only its answer says whether the instance became visible.
+        """
+        assert self._lone_engine is not None
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            try:
+                result = await lone_store_pg.store_lone_async(raw.driver_connection, new, utcnow())
+            except Exception as exc:  # noqa: BLE001 - a storage error fails this instance only (272)
+                from asyncpg.exceptions import UniqueViolationError  # type: ignore[import-untyped]  # no stubs
+
+                if isinstance(exc, UniqueViolationError):
+                    return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE))
+                return AddResult(error=exc)
+        if result is not None and self.feed_listeners:
+            self._feed_committed()
+        return result
+
     def _write_lone(self, new: NewInstance) -> AddResult | None:
         """PostgreSQL: a lone new instance in one autocommitted statement (storage/lone_store_pg.py); None when
         extended query tags need the transactional path."""

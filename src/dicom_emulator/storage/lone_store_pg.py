@@ -25,7 +25,9 @@ spanning several studies; one study's row lock (taken by its upsert) does that f
 from __future__ import annotations
 
 import functools
+import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -136,15 +138,24 @@ SELECT watermark, study_key, series_key FROM ins
 """
 
 
-def store_lone(conn: Connection, new: NewInstance, now: datetime) -> AddResult | None:
-    """Store ``new`` (:func:`eligible`) in one statement on ``conn``, a psycopg connection in autocommit.
+@functools.cache
+def _numbered(study_columns: tuple[str, ...], series_columns: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """:func:`_statement` with asyncpg's numbered placeholders ($1, $2, ...) and the parameter names in order."""
+    names: list[str] = []
 
-    None when extended query tags are active (nothing was written: use the transactional path). A duplicate
-    raises the driver's IntegrityError, nothing written.
-    """
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    sql = re.sub(r"%\((\w+)\)s", number, _statement(study_columns, series_columns))
+    return sql, tuple(names)
+
+
+def _parameters(new: NewInstance, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]:
+    """The study and series attribute columns of ``new`` and every parameter of its statement, by name."""
     study_values = {"expires_at": new.expires_at, **new.study_values}
-    study_columns = tuple(study_values)
-    series_columns = tuple(new.series_values)
     params: dict[str, Any] = {
         "partition_key": new.partition_key,
         "study_uid": new.study_uid,
@@ -164,13 +175,38 @@ def store_lone(conn: Connection, new: NewInstance, now: datetime) -> AddResult |
     }
     params.update({f"study_{name}": value for name, value in study_values.items()})
     params.update({f"series_{name}": value for name, value in new.series_values.items()})
+    return tuple(study_values), tuple(new.series_values), params
+
+
+def _result(row: Sequence[Any] | None) -> AddResult | None:
+    if row is None:
+        return None
+    watermark, study_key, series_key = row
+    return AddResult(watermark=int(watermark), study_key=int(study_key), series_key=int(series_key))
+
+
+def store_lone(conn: Connection, new: NewInstance, now: datetime) -> AddResult | None:
+    """Store ``new`` (:func:`eligible`) in one statement on ``conn``, a psycopg connection in autocommit.
+
+    None when extended query tags are active (nothing was written: use the transactional path). A duplicate
+    raises the driver's IntegrityError, nothing written.
+    """
+    study_columns, series_columns, params = _parameters(new, now)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(_statement(study_columns, series_columns), params)
         row = cursor.fetchone()
     finally:
         cursor.close()
-    if row is None:
-        return None
-    watermark, study_key, series_key = row
-    return AddResult(watermark=int(watermark), study_key=int(study_key), series_key=int(series_key))
+    return _result(row)
+
+
+async def store_lone_async(conn: Any, new: NewInstance, now: datetime) -> AddResult | None:
+    """:func:`store_lone` on an asyncpg connection (outside any transaction: the statement commits itself).
+
+    asyncpg prepares the statement once per connection and keeps it; a duplicate raises its
+    UniqueViolationError.
+    """
+    study_columns, series_columns, params = _parameters(new, now)
+    sql, names = _numbered(study_columns, series_columns)
+    return _result(await conn.fetchrow(sql, *(params[name] for name in names)))
