@@ -5,6 +5,7 @@ Each call opens its own association to the emulator, does one thing, and release
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -38,6 +39,20 @@ def _ae() -> AE:
     return ae
 
 
+def reactor_resumed(assoc: Association) -> None:
+    """Wait until the association's reactor has left the pause of the last ``send_*`` before sending again.
+
+    pynetdicom's reactor (association.py, ``_run_reactor``) clears its ``_is_paused`` flag only once it has woken
+    from that pause; a ``send_*`` made before then sees the stale flag, sends at once, and the waking reactor may
+    take the reply off the queue itself ("Received unexpected C-STORE service message"), so the send waits for its
+    DIMSE timeout. The emulator answers fast enough for a loaded test machine to land in that window. (A client
+    bug, not the server's: any SCP that answers quickly exposes it.)
+    """
+    deadline = time.monotonic() + 5
+    while assoc._is_paused and assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.0005)
+
+
 def echo(port: int) -> int:
     ae = _ae()
     ae.add_requested_context(Verification)
@@ -55,7 +70,11 @@ def store(port: int, datasets: Sequence[Dataset], transfer_syntaxes: Sequence[st
         ae.add_requested_context(sop_class, list(transfer_syntaxes))
     assoc = _associate(port, ae)
     try:
-        return [assoc.send_c_store(ds) for ds in datasets]
+        statuses = []
+        for ds in datasets:
+            reactor_resumed(assoc)
+            statuses.append(assoc.send_c_store(ds))
+        return statuses
     finally:
         assoc.release()
 

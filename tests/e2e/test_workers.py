@@ -18,6 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, Association
 from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
 
+from tests.dimse.scu import reactor_resumed
 from tests.e2e.server import free_port, running_emulator
 from tests.factories import make_dataset, multipart, new_uid, to_bytes
 
@@ -80,6 +81,7 @@ def test_two_workers_share_one_store_and_one_change_feed(tmp_path: Path) -> None
             statuses = [assoc.send_c_echo().Status]
             for _ in range(3):
                 instance = dcmread(io.BytesIO(to_bytes(make_dataset(study_uid=dimse_study))))
+                reactor_resumed(assoc)  # pynetdicom's client race (tests/dimse/scu.py)
                 statuses.append(assoc.send_c_store(instance).Status)
             assoc.release()
             return statuses

@@ -106,6 +106,31 @@ _POINT_BOTH_PG = (
 )
 
 
+# The instances columns a store sets from its NewInstance, by the same names (created_at aside).
+INSTANCE_VALUE_COLUMNS = (
+    "partition_key",
+    "study_uid",
+    "series_uid",
+    "sop_uid",
+    "sop_class_uid",
+    "transfer_syntax",
+    "blob_key",
+    "size",
+    "number_of_frames",
+    "metadata_json",
+    "frames_json",
+    "original_watermark",
+    "original_blob_key",
+    "original_size",
+    "original_metadata_json",
+)
+
+
+def instance_values(new: NewInstance, now: datetime) -> dict[str, Any]:
+    """The row of ``new`` in ``instances``, but its watermark and its study and series keys."""
+    return {**{name: getattr(new, name) for name in INSTANCE_VALUE_COLUMNS}, "created_at": now}
+
+
 def write_batch(conn: Connection, batch: Sequence[NewInstance], *, replace: bool, now: datetime) -> list[AddResult]:
     """Index every instance of ``batch`` with its change-feed entry, inside the caller's transaction.
 
@@ -248,25 +273,7 @@ def _add_one(
         if old is not None:
             old_blob, old_original_blob = old[0], old[1]
     watermark = compiled_sql.scalar(
-        conn,
-        _INSERT_INSTANCE,
-        {
-            **identity,
-            "study_key": study_key,
-            "series_key": series_key,
-            "sop_class_uid": new.sop_class_uid,
-            "transfer_syntax": new.transfer_syntax,
-            "blob_key": new.blob_key,
-            "size": new.size,
-            "number_of_frames": new.number_of_frames,
-            "metadata_json": new.metadata_json,
-            "frames_json": new.frames_json,
-            "created_at": now,
-            "original_watermark": new.original_watermark,
-            "original_blob_key": new.original_blob_key,
-            "original_size": new.original_size,
-            "original_metadata_json": new.original_metadata_json,
-        },
+        conn, _INSERT_INSTANCE, {**instance_values(new, now), "study_key": study_key, "series_key": series_key}
     )
     assert watermark is not None
     if new.metadata is not None:

@@ -36,27 +36,23 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from dicom_emulator.storage.feed_append import FEED, FEED_COLUMNS, FEED_LOCK_ID, OUTBOX
-from dicom_emulator.storage.instance_writes import ACTION_CREATE, INSTANCES, SERIES, STUDIES, AddResult, NewInstance
+from dicom_emulator.storage.instance_writes import (
+    ACTION_CREATE,
+    INSTANCE_VALUE_COLUMNS,
+    INSTANCES,
+    SERIES,
+    STUDIES,
+    AddResult,
+    NewInstance,
+    instance_values,
+)
 from dicom_emulator.storage.models import ExtendedQueryTag
 from dicom_emulator.storage.tags_store import STATUS_ADDING, STATUS_READY
 
 TAGS: Table = ExtendedQueryTag.__table__  # type: ignore[assignment]
 
-# The instance columns a lone new store sets (the rest: NULL, bulk update's original_* included).
-_INSTANCE_COLUMNS = (
-    "partition_key",
-    "study_uid",
-    "series_uid",
-    "sop_uid",
-    "sop_class_uid",
-    "transfer_syntax",
-    "blob_key",
-    "size",
-    "number_of_frames",
-    "metadata_json",
-    "frames_json",
-    "created_at",
-)
+# The instance columns a store sets (the original_* of a bulk update's version: NULL for a new instance).
+_INSTANCE_COLUMNS = (*INSTANCE_VALUE_COLUMNS, "created_at")
 
 
 def eligible(new: NewInstance, *, replace: bool) -> bool:
@@ -157,18 +153,7 @@ def _parameters(new: NewInstance, now: datetime) -> tuple[tuple[str, ...], tuple
     """The study and series attribute columns of ``new`` and every parameter of its statement, by name."""
     study_values = {"expires_at": new.expires_at, **new.study_values}
     params: dict[str, Any] = {
-        "partition_key": new.partition_key,
-        "study_uid": new.study_uid,
-        "series_uid": new.series_uid,
-        "sop_uid": new.sop_uid,
-        "sop_class_uid": new.sop_class_uid,
-        "transfer_syntax": new.transfer_syntax,
-        "blob_key": new.blob_key,
-        "size": new.size,
-        "number_of_frames": new.number_of_frames,
-        "metadata_json": new.metadata_json,
-        "frames_json": new.frames_json,
-        "created_at": now,
+        **instance_values(new, now),
         "action": new.action,
         "feed_lock": FEED_LOCK_ID,
         "event_id": str(uuid.uuid4()),
