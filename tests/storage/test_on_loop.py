@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 
 import httpx
 import pytest
@@ -53,6 +55,26 @@ async def test_the_loop_commits_in_a_thread_while_a_store_thread_of_this_process
     finally:
         index._thread_lock.release()
     response, study = await asyncio.wait_for(stow, 10)
+    assert response.status_code == 200, response.text
+    assert await _count(app, study) == 1
+
+
+@SQLITE_ONLY
+async def test_the_loop_never_waits_for_another_processs_writer(app: FastAPI, client: httpx.AsyncClient) -> None:
+    index = app.state.runtime.store.index
+    assert index._file_lock is not None
+    # Another open file description of the lock file: flock excludes it as it excludes another process.
+    fd = os.open(index._file_lock.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert index.add_instances_now([], replace=False) is None  # at once, not after the other writer
+        stow = asyncio.create_task(_stow_one(client))
+        await asyncio.sleep(0.3)
+        assert not stow.done()  # waiting in a worker thread, not in the loop: this test still runs
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        response, study = await asyncio.wait_for(stow, 10)
+    finally:
+        os.close(fd)
     assert response.status_code == 200, response.text
     assert await _count(app, study) == 1
 

@@ -286,9 +286,13 @@ class SqlIndex:
         """:meth:`add_instances` run in the event loop's own thread, or None when that would wait for this process.
 
         Only where :attr:`on_local_file`. The loop must never wait for a writer that needs the loop to finish:
-        one of this process's store threads (its thread lock, tried once), or a transaction of this process
-        awaiting on the loop (SQLite's lock, tried once with no busy wait). The caller then commits from a worker
-        thread instead. Another process's writer never needs this loop: its lock file is waited for as usual.
+        one of this process's store threads (its thread lock, tried once), a transaction of this process
+        awaiting on the loop (SQLite's lock, tried once with no busy wait), or another process's writer (the lock
+        file, tried once). That last one can need this loop too: the lock file is one ``flock`` per process, so a
+        thread of this process that releases it releases it for an async DELETE of this process still running, and
+        the other process's writer then waits in SQLite for that DELETE, whose statements need this loop (a lone
+        STOW that blocked the loop on the lock file deadlocked so until SQLite's busy timeout: a 500). The caller
+        commits from a worker thread instead, which may wait.
         """
         assert self._sync_engine is not None and self._sync_reads
         thread_lock = self._thread_lock
@@ -296,8 +300,10 @@ class SqlIndex:
         if not thread_lock.acquire(blocking=False):
             return None
         try:
-            file_lock = self._file_lock.blocking() if self._file_lock is not None else contextlib.nullcontext()
-            with file_lock, self._sync_engine.connect() as conn:
+            file_lock = self._file_lock.attempt() if self._file_lock is not None else contextlib.nullcontext(True)
+            with file_lock as locked, self._sync_engine.connect() as conn:
+                if not locked:
+                    return None  # another process is writing: a worker thread waits for it instead
                 conn.exec_driver_sql("PRAGMA busy_timeout=0")
                 try:
                     try:

@@ -54,6 +54,22 @@ class ProcessWriteLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
+    def attempt(self) -> Iterator[bool]:
+        """The same lock if it is free now (True), else False at once: for the event loop's own thread, which must
+        never wait for another process (that process may be waiting, through SQLite, for a transaction this
+        loop has open)."""
+        fd = self._descriptor()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
     def blocking(self) -> Iterator[None]:
         """The same lock for code already running in a worker thread (it may block)."""
         fd = self._descriptor()
