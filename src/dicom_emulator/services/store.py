@@ -350,10 +350,10 @@ class StoreService:
         loop = asyncio.get_running_loop()
         synced: list[Future[None]] = []
         settled: StoreOutcome | None = None
-        extended = _validation_tags(request)
-        if extended is None and not self.index.on_local_file:
-            extended = await self.extended_tags()  # PostgreSQL: read on the loop, never blocking it
         try:
+            extended = _validation_tags(request)
+            if extended is None and not self.index.on_local_file:
+                extended = await self.extended_tags()  # PostgreSQL: read on the loop, never blocking it
             with _PREPARE_LOCK:
                 outcome, new, _ = self._prepare_checked(path, request, extended, synced)
             if new is None:
