@@ -344,8 +344,10 @@ class StoreService:
         a worker thread and back cost two thread wake-ups and GIL hand-offs, more than the loop loses by
         running it (STOW 1 instance/request: +17 % with 4 clients, +10 % with 1; benchmarks/README.md, session
         10). The loop is given back while the file's fdatasync runs in the sync lane, and the commit moves to a
-        worker thread when this process's own writers hold the index (SqlIndex.add_instances_now). The same
-        steps, outcome and clean-up as :meth:`_store_many_blocking`.
+        worker thread when another writer holds the index (SqlIndex.add_instances_now: the loop never waits for a
+        lock). On PostgreSQL the commit is one statement awaited through asyncpg (SqlIndex.add_lone_async), and a
+        thread runs the transaction when extended query tags need it. The same steps, outcome and clean-up as
+        :meth:`_store_many_blocking`.
         """
         loop = asyncio.get_running_loop()
         synced: list[Future[None]] = []
@@ -410,10 +412,7 @@ class StoreService:
         except BaseException:
             self._discard(new.blob_key)
             raise
-        settled, unused = _settle(outcome, new, added[0])
-        for key in unused:
-            self._discard(key)
-        return settled
+        return self._settled(outcome, new, added[0])
 
     async def _commit_lone(self, outcome: StoreOutcome, new: NewInstance) -> StoreOutcome | None:
         """PostgreSQL: index one placed new instance in one statement from the loop (SqlIndex.add_lone_async).
@@ -428,7 +427,11 @@ class StoreService:
             raise
         if added is None:
             return None
-        settled, unused = _settle(outcome, new, added)
+        return self._settled(outcome, new, added)
+
+    def _settled(self, outcome: StoreOutcome, new: NewInstance, result: AddResult) -> StoreOutcome:
+        """:func:`_settle`, with the files no row names any more deleted now (in this thread)."""
+        settled, unused = _settle(outcome, new, result)
         for key in unused:
             self._discard(key)
         return settled
@@ -465,9 +468,7 @@ class StoreService:
             batch = [new for _, _, new in pending]
             results = self.index.add_instances_blocking(batch, replace=request.replace, loop=loop)
             for (position, outcome, new), result in zip(pending, results, strict=True):
-                outcomes[position], unused = _settle(outcome, new, result)
-                for key in unused:
-                    blobs.delete_blocking(key)
+                outcomes[position] = self._settled(outcome, new, result)
             pending.clear()
 
         try:

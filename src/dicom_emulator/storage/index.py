@@ -137,6 +137,11 @@ def _write_in_transaction(conn: Connection, batch: Sequence[NewInstance], replac
     return results
 
 
+def _failed_add(exc: Exception, *, duplicate: bool) -> AddResult:
+    """A lone store's failure as write_batch reports it: a duplicate is 45070, anything else a storage error (272)."""
+    return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE) if duplicate else exc)
+
+
 def _finish(conn: Connection, results: Sequence[AddResult]) -> None:
     """Commit a store transaction that stored something; roll back one that stored nothing.
 
@@ -354,9 +359,7 @@ class SqlIndex:
             except Exception as exc:  # noqa: BLE001 - a storage error fails this instance only (272)
                 from asyncpg.exceptions import UniqueViolationError  # type: ignore[import-untyped]  # no stubs
 
-                if isinstance(exc, UniqueViolationError):
-                    return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE))
-                return AddResult(error=exc)
+                return _failed_add(exc, duplicate=isinstance(exc, UniqueViolationError))
         if result is not None and self.feed_listeners:
             self._feed_committed()
         return result
@@ -368,10 +371,8 @@ class SqlIndex:
         with self._lone_engine.connect() as conn:
             try:
                 return lone_store_pg.store_lone(conn, new, utcnow())
-            except compiled_sql.integrity_errors(conn):
-                return AddResult(error=InstanceAlreadyExistsError(ALREADY_EXISTS_MESSAGE))
             except Exception as exc:  # noqa: BLE001 - a storage error fails this instance only (272), as write_batch
-                return AddResult(error=exc)
+                return _failed_add(exc, duplicate=isinstance(exc, compiled_sql.integrity_errors(conn)))
 
     @staticmethod
     async def _lock_feed(session: AsyncSession) -> None:
